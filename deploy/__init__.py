@@ -1,0 +1,1 @@
+"""Deployment: the no-Docker local stack (``deploy.local``) and compose assets."""

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run a stack command in compose mode when a Docker engine answers, else locally.
+# MODE=compose or MODE=local forces one; MODE=auto (default) decides.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command="${1:?usage: deploy/stack.sh up|down|status|logs}"
+mode="${MODE:-auto}"
+if [[ "$mode" == auto ]]; then
+  if docker info >/dev/null 2>&1; then mode=compose; else mode=local; fi
+fi
+
+compose() {
+  if docker compose version >/dev/null 2>&1; then
+    docker compose "$@"
+  else
+    "${COMPOSE:?no docker compose plugin and no COMPOSE binary}" "$@"
+  fi
+}
+
+case "$mode:$command" in
+  compose:up)
+    [[ -f .env ]] || { echo "error: compose mode needs .env (copy .env.example, change every value)" >&2; exit 1; }
+    compose up --detach --wait --build --scale "trainer=${TRAINERS:-1}"
+    echo "MLflow UI:  http://127.0.0.1:${MLFLOW_PORT:-5000}"
+    echo "Prefect UI: http://127.0.0.1:${PREFECT_PORT:-4200}"
+    ;;
+  compose:down) compose down ;;
+  compose:status) compose ps --all ;;
+  compose:logs)
+    if [[ -n "${FOLLOW:-}" ]]; then compose logs --follow ${P:+"$P"}; else compose logs --tail 40 ${P:+"$P"}; fi
+    ;;
+  local:up|local:down|local:status) exec .venv/bin/python -m deploy.local "$command" ;;
+  local:logs) exec .venv/bin/python -m deploy.local logs ${P:+"$P"} ${FOLLOW:+--follow} ;;
+  *) echo "error: unknown MODE '$mode' (auto, local or compose)" >&2; exit 2 ;;
+esac

@@ -1,0 +1,19 @@
+"""Start the orchestrator service: ``python -m services.orchestrator``."""
+
+import sys
+
+from services.orchestrator.settings import OrchestratorSettings
+from services.platform.entrypoint import serve
+from services.platform.probes import probe_http
+from services.platform.runtime import Dependency
+from services.platform.settings import ServiceSettings
+
+
+def _prefect(settings: ServiceSettings) -> list[Dependency]:
+    assert isinstance(settings, OrchestratorSettings)  # noqa: S101 (narrowing for mypy)
+    health = settings.prefect.api_url.rstrip("/") + "/health"
+    return [Dependency("Prefect", settings.prefect.api_url, lambda: probe_http(health))]
+
+
+if __name__ == "__main__":
+    sys.exit(serve("orchestrator", OrchestratorSettings, None, _prefect))

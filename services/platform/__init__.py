@@ -1,0 +1,1 @@
+"""Plumbing every service shares: settings groups, logging, readiness and probes."""

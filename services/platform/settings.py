@@ -1,0 +1,138 @@
+"""Settings groups shared by every service.
+
+Each group reads its own environment prefix (``KAFKA_``, ``S3_``, ``MLFLOW_``,
+``PREFECT_``), so the same variable names configure a service in local mode and
+in compose. Service settings nest these groups and add their own prefix.
+Settings are built once, at an entry point, with :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.platform.errors import ConfigurationError
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka-protocol broker."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True)
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        description="Comma-separated host:port list of brokers.",
+        examples=["127.0.0.1:9092", "kafka:9092"],
+    )
+    # The first group join waits for half the session timeout; a short one keeps
+    # service start-up and rebalances quick.
+    session_timeout_ms: int = Field(default=6000, ge=1000, le=300_000)
+    request_timeout_ms: int = Field(default=15000, ge=1000, le=300_000)
+
+    @property
+    def servers(self) -> list[str]:
+        """Return the bootstrap servers as a list."""
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+class S3Settings(BaseSettings):
+    """How to reach the S3-compatible object store, and the buckets it holds."""
+
+    model_config = SettingsConfigDict(env_prefix="S3_", frozen=True)
+
+    endpoint_url: str = Field(
+        default="http://127.0.0.1:9000",
+        description="S3 API endpoint.",
+        examples=["http://127.0.0.1:9000", "http://minio:9000"],
+    )
+    access_key_id: SecretStr = Field(description="Access key of this service.")
+    secret_access_key: SecretStr = Field(description="Secret key of this service.")
+    region: str = "us-east-1"
+    datasets_bucket: str = Field(default="datasets", min_length=3, max_length=63)
+    models_bucket: str = Field(default="models", min_length=3, max_length=63)
+    reports_bucket: str = Field(default="reports", min_length=3, max_length=63)
+    mlflow_bucket: str = Field(default="mlflow-artifacts", min_length=3, max_length=63)
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        """Return every bucket the platform stores into."""
+        return (
+            self.datasets_bucket,
+            self.models_bucket,
+            self.reports_bucket,
+            self.mlflow_bucket,
+        )
+
+
+class MlflowSettings(BaseSettings):
+    """How to reach the MLflow tracking server."""
+
+    model_config = SettingsConfigDict(env_prefix="MLFLOW_", frozen=True)
+
+    tracking_uri: str = Field(
+        default="http://127.0.0.1:5000",
+        examples=["http://127.0.0.1:5000", "http://mlflow:5000"],
+    )
+
+
+class PrefectSettings(BaseSettings):
+    """How to reach the Prefect API."""
+
+    model_config = SettingsConfigDict(env_prefix="PREFECT_", frozen=True)
+
+    api_url: str = Field(
+        default="http://127.0.0.1:4200/api",
+        examples=["http://127.0.0.1:4200/api", "http://prefect:4200/api"],
+    )
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: the broker, the store, the tracking server."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    readiness_file: Path = Field(
+        description="File the service refreshes while it is healthy; probes read it.",
+    )
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Build settings from the environment, naming each bad variable on failure.
+
+    Raises:
+        ConfigurationError: a required variable is missing or a value is invalid;
+            the message lists every variable at fault and never its value.
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc, cls)) from None
+
+
+def _describe(exc: ValidationError, root: type[BaseSettings]) -> str:
+    prefixes = _prefixes_by_title(root)
+    prefix = prefixes.get(exc.title, "")
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        variable = prefix + "__".join(str(part) for part in error["loc"])
+        problems.append(f"{variable.upper()}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def _prefixes_by_title(cls: type[BaseSettings]) -> dict[str, str]:
+    prefixes = {cls.__name__: str(cls.model_config.get("env_prefix", ""))}
+    for field in cls.model_fields.values():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseSettings):
+            prefixes.update(_prefixes_by_title(annotation))
+    return prefixes
