@@ -40,6 +40,7 @@ def serve(
         settings=settings,
         command_topic=command_topic,
         extra_dependencies=extra_dependencies(settings) if extra_dependencies else [],
+        startup_timeout_s=settings.startup_timeout_s,
     )
     try:
         return runtime.run()

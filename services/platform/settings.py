@@ -101,6 +101,12 @@ class ServiceSettings(BaseSettings):
         description="File the service refreshes while it is healthy; probes read it.",
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    startup_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="How long to wait for the broker, store and MLflow at start.",
+    )
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

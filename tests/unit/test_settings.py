@@ -1,0 +1,85 @@
+"""Settings name the variable at fault and never show a secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.evaluator.settings import EvaluatorSettings
+from services.orchestrator.settings import OrchestratorSettings
+from services.platform.errors import ConfigurationError
+from services.platform.settings import load_settings
+from services.sampler.settings import SamplerSettings
+from services.trainer.settings import TrainerSettings
+
+SERVICE_SETTINGS = [
+    TrainerSettings,
+    SamplerSettings,
+    EvaluatorSettings,
+    OrchestratorSettings,
+]
+
+
+@pytest.fixture(autouse=True)
+def _service_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3_ACCESS_KEY_ID", "unit-key")
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "unit-very-secret-value")
+
+
+def test_missing_secret_names_its_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("S3_SECRET_ACCESS_KEY")
+
+    with pytest.raises(
+        ConfigurationError, match="S3_SECRET_ACCESS_KEY: Field required"
+    ):
+        load_settings(TrainerSettings)
+
+
+def test_out_of_range_value_names_the_service_prefixed_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRAINER_THREAD_COUNT", "0")
+
+    with pytest.raises(ConfigurationError, match="TRAINER_THREAD_COUNT: Input should"):
+        load_settings(TrainerSettings)
+
+
+def test_secret_value_appears_in_no_repr_and_no_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings(TrainerSettings)
+    assert "unit-very-secret-value" not in repr(settings)
+    assert "unit-very-secret-value" not in str(settings.model_dump())
+
+    monkeypatch.setenv("S3_REGION", "x" * 0)
+    monkeypatch.setenv("KAFKA_SESSION_TIMEOUT_MS", "not-a-number")
+    with pytest.raises(ConfigurationError) as failure:
+        load_settings(TrainerSettings)
+    assert "KAFKA_SESSION_TIMEOUT_MS" in str(failure.value)
+    assert "unit-very-secret-value" not in str(failure.value)
+
+
+@pytest.mark.parametrize("settings_class", SERVICE_SETTINGS)
+def test_every_service_reads_the_shared_variable_names(
+    settings_class: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker-a:9092,broker-b:9092")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://store:9000")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+
+    settings = load_settings(settings_class)
+
+    assert settings.kafka.servers == ["broker-a:9092", "broker-b:9092"]
+    assert settings.s3.endpoint_url == "http://store:9000"
+    assert settings.mlflow.tracking_uri == "http://tracking:5000"
+
+
+def test_orchestrator_reads_the_prefect_api_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect:4200/api")
+
+    assert load_settings(OrchestratorSettings).prefect.api_url == (
+        "http://prefect:4200/api"
+    )
