@@ -92,16 +92,7 @@ def test_mlflow_server_keeps_artifacts_in_the_object_store(
         k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))
     }
     client_env["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=client_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    run_id = result.stdout.strip().splitlines()[-1]
+    run_id = _run_python(script, client_env).splitlines()[-1]
 
     objects = _s3(local_stack).list_objects_v2(Bucket="mlflow-artifacts")
     keys = [o["Key"] for o in objects.get("Contents", [])]
@@ -123,16 +114,7 @@ def test_prefect_server_runs_a_flow_to_completion(
         print(check())
         """
     )
-    env = {**os.environ, "PREFECT_API_URL": api}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    _run_python(script, {**os.environ, "PREFECT_API_URL": api})
 
     body = json.dumps({"flows": {"name": {"any_": [f"stack-check-{unique}"]}}})
     request = urllib.request.Request(  # noqa: S310 (http URL of the test stack)
@@ -193,6 +175,19 @@ def test_supervisor_config_holds_no_secret(local_stack: LocalStack) -> None:
 
     assert secret not in config
     assert oct((local_stack.state_dir / "credentials").stat().st_mode)[-3:] == "600"
+
+
+def _run_python(script: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
 
 
 def _find_dead_letter(bootstrap: str, marker: str, timeout_s: float) -> dict:
