@@ -38,6 +38,10 @@ install: $(INSTALLED) ## Create .venv with everything, the local stack's binarie
 lock: $(INSTALLED) ## Re-resolve requirements*.lock from pyproject.toml
 	UV=$(BIN)/uv deploy/lock.sh
 
+.PHONY: contracts
+contracts: $(INSTALLED) ## Export JSON Schema and AsyncAPI of every message to contracts/schemas
+	$(BIN)/python -m contracts.schema write
+
 .PHONY: up
 up: $(INSTALLED) ## Start the stack (compose if a Docker engine answers, else local); TRAINERS=N
 	@MODE=$(MODE) TRAINERS=$(TRAINERS) COMPOSE=$(COMPOSE_BIN) deploy/stack.sh up
@@ -69,6 +73,7 @@ lint: $(INSTALLED) ## Check format, lint, types, Dockerfiles and the compose fil
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/python -m contracts.schema check
 	$(BIN)/hadolint deploy/docker/*.Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(COMPOSE_BIN) --env-file .env.example -f docker-compose.yml config --quiet

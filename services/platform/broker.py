@@ -9,7 +9,7 @@ from contracts.topics import TopicSpec
 
 
 def ensure_topics(
-    bootstrap_servers: list[str], topics: Iterable[TopicSpec]
+    bootstrap_servers: list[str], topics: Iterable[TopicSpec], prefix: str = ""
 ) -> list[str]:
     """Create each topic that does not exist yet; return the names created.
 
@@ -26,9 +26,9 @@ def ensure_topics(
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1)
+            NewTopic(prefix + t.name, num_partitions=t.partitions, replication_factor=1)
             for t in topics
-            if t.name not in existing
+            if prefix + t.name not in existing
         ]
         if not wanted:
             return []

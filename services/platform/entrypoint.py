@@ -6,6 +6,8 @@ import logging
 import sys
 from collections.abc import Callable
 
+from contracts import Command
+from services.platform.bus.worker import Handler
 from services.platform.errors import ConfigurationError, DependencyUnavailableError
 from services.platform.logs import configure_logging
 from services.platform.runtime import Dependency, ServiceRuntime
@@ -22,6 +24,7 @@ def serve(
     settings_class: type[ServiceSettings],
     command_topic: str | None,
     extra_dependencies: Callable[[ServiceSettings], list[Dependency]] | None = None,
+    handlers: dict[type[Command], Handler] | None = None,
 ) -> int:
     """Load settings, then run the service until it is stopped.
 
@@ -39,6 +42,7 @@ def serve(
         name=name,
         settings=settings,
         command_topic=command_topic,
+        handlers=handlers or {},
         extra_dependencies=extra_dependencies(settings) if extra_dependencies else [],
         startup_timeout_s=settings.startup_timeout_s,
     )

@@ -1,32 +1,33 @@
 """The main loop every service runs: wait for dependencies, consume, stop cleanly.
 
-A service consumes its command topic in a consumer group named after the
-service type, so replicas share the topic's partitions. Offsets are committed
-by hand, only after a record has been dealt with. A record the service has no
-handler for goes to the dead-letter topic with the reason, and the loop moves
-on. SIGTERM or SIGINT ends the loop: the consumer leaves its group, the
-readiness file is removed, and the process exits 0.
+A service answers the commands on its topic through a
+:class:`~services.platform.bus.worker.CommandWorker` in a consumer group named
+after the service type, so replicas share the topic's partitions. SIGTERM or
+SIGINT ends the loop: the command in hand finishes within the grace period or
+is left uncommitted, the consumer leaves its group, the readiness file is
+removed, and the process exits 0.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
 
-from contracts.topics import DEAD_LETTER_TOPIC
+from contracts import Command
+from services.platform.bus import CommandWorker, RetryPolicy, S3Ledger
+from services.platform.bus.worker import Handler
+from services.platform.objectstore import make_s3_client
 from services.platform.probes import probe_http, probe_kafka, probe_s3, wait_until
 from services.platform.readiness import ReadinessFile
 from services.platform.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
-POLL_TIMEOUT_MS = 500
+IDLE_BEAT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ class ServiceRuntime:
     name: str
     settings: ServiceSettings
     command_topic: str | None
+    handlers: dict[type[Command], Handler] = field(default_factory=dict)
     extra_dependencies: list[Dependency] = field(default_factory=list)
     startup_timeout_s: float = 120.0
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _worker: CommandWorker | None = field(default=None, init=False)
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; return the process exit code."""
@@ -73,8 +76,10 @@ class ServiceRuntime:
         return 0
 
     def stop(self) -> None:
-        """Ask the main loop to end after the record in hand."""
+        """Ask the main loop to end after the command in hand."""
         self._stop.set()
+        if self._worker is not None:
+            self._worker.stop()
 
     def dependencies(self) -> list[Dependency]:
         """Return the servers this service needs, in the order it waits for them."""
@@ -107,7 +112,7 @@ class ServiceRuntime:
     def _install_signal_handlers(self) -> None:
         def _on_signal(signum: int, _frame: FrameType | None) -> None:
             logger.info("received signal=%s; stopping", signal.Signals(signum).name)
-            self._stop.set()
+            self.stop()
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
@@ -115,61 +120,31 @@ class ServiceRuntime:
     def _idle(self, readiness: ReadinessFile) -> None:
         readiness.beat(force=True)
         logger.info("ready")
-        while not self._stop.wait(POLL_TIMEOUT_MS / 1000):
+        while not self._stop.wait(IDLE_BEAT_S):
             readiness.beat()
 
     def _consume(self, readiness: ReadinessFile, topic: str) -> None:
-        from kafka import KafkaConsumer, KafkaProducer
-
-        kafka = self.settings.kafka
-        consumer = KafkaConsumer(
-            topic,
-            bootstrap_servers=kafka.servers,
-            group_id=self.name,
-            client_id=self.name,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=kafka.session_timeout_ms,
-            heartbeat_interval_ms=max(kafka.session_timeout_ms // 3, 500),
-            request_timeout_ms=max(
-                kafka.request_timeout_ms, kafka.session_timeout_ms + 5000
+        s3 = self.settings.s3
+        client = make_s3_client(
+            s3.endpoint_url,
+            s3.access_key_id.get_secret_value(),
+            s3.secret_access_key.get_secret_value(),
+            s3.region,
+        )
+        worker = CommandWorker(
+            service=self.name,
+            topic=topic,
+            handlers=self.handlers,
+            kafka=self.settings.kafka,
+            ledger=S3Ledger(client, s3.ledger_bucket),
+            retry=RetryPolicy(
+                max_attempts=self.settings.handler_max_attempts,
+                initial_backoff_s=self.settings.handler_backoff_s,
             ),
-            fetch_max_wait_ms=100,
+            readiness=readiness,
+            shutdown_grace_s=self.settings.shutdown_grace_s,
         )
-        producer = KafkaProducer(
-            bootstrap_servers=kafka.servers, client_id=self.name, acks="all"
-        )
-        readiness.beat(force=True)
-        logger.info("ready topic=%s group=%s", topic, self.name)
-        try:
-            while not self._stop.is_set():
-                batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
-                for records in batches.values():
-                    for record in records:
-                        self._dead_letter_unhandled(producer, record)
-                        consumer.commit()
-                readiness.beat()
-        finally:
-            # close() leaves the group, so the partitions move to a surviving
-            # replica at once instead of after the session timeout.
-            consumer.close()
-            producer.close(timeout=5)
-
-    def _dead_letter_unhandled(self, producer: Any, record: Any) -> None:
-        reason = f"{self.name} has no handler for records on {record.topic}"
-        logger.warning(
-            "dead-lettering topic=%s partition=%s offset=%s reason=%s",
-            record.topic,
-            record.partition,
-            record.offset,
-            reason,
-        )
-        envelope = {
-            "reason": reason,
-            "service": self.name,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "payload": record.value.decode("utf-8", errors="replace"),
-        }
-        producer.send(DEAD_LETTER_TOPIC, json.dumps(envelope).encode()).get(timeout=30)
+        self._worker = worker
+        if self._stop.is_set():
+            return
+        worker.run()

@@ -27,15 +27,34 @@ class KafkaSettings(BaseSettings):
         description="Comma-separated host:port list of brokers.",
         examples=["127.0.0.1:9092", "kafka:9092"],
     )
+    topic_prefix: str = Field(
+        default="",
+        max_length=64,
+        pattern=r"^([a-z0-9][a-z0-9.-]*\.)?$",
+        description="Prepended to every topic name, so several platforms (or "
+        "test runs) can share one cluster. Empty, or ending in a dot.",
+        examples=["", "staging."],
+    )
     # The first group join waits for half the session timeout; a short one keeps
     # service start-up and rebalances quick.
     session_timeout_ms: int = Field(default=6000, ge=1000, le=300_000)
     request_timeout_ms: int = Field(default=15000, ge=1000, le=300_000)
+    # A member that does not poll for this long is dropped from its group. The
+    # worker keeps polling while a handler runs, so a long fit does not count.
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000, le=3_600_000)
 
     @property
     def servers(self) -> list[str]:
         """Return the bootstrap servers as a list."""
         return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    def physical(self, topic: str) -> str:
+        """Return the broker's name for a topic named in the contracts."""
+        return self.topic_prefix + topic
+
+    def logical(self, topic: str) -> str:
+        """Return the contracts' name for a topic as the broker names it."""
+        return topic.removeprefix(self.topic_prefix)
 
 
 class S3Settings(BaseSettings):
@@ -55,6 +74,12 @@ class S3Settings(BaseSettings):
     models_bucket: str = Field(default="models", min_length=3, max_length=63)
     reports_bucket: str = Field(default="reports", min_length=3, max_length=63)
     mlflow_bucket: str = Field(default="mlflow-artifacts", min_length=3, max_length=63)
+    ledger_bucket: str = Field(
+        default="ledger",
+        min_length=3,
+        max_length=63,
+        description="Answers to handled commands, for idempotent redelivery.",
+    )
 
     @property
     def buckets(self) -> tuple[str, ...]:
@@ -64,6 +89,7 @@ class S3Settings(BaseSettings):
             self.models_bucket,
             self.reports_bucket,
             self.mlflow_bucket,
+            self.ledger_bucket,
         )
 
 
@@ -106,6 +132,19 @@ class ServiceSettings(BaseSettings):
         gt=0,
         le=3600,
         description="How long to wait for the broker, store and MLflow at start.",
+    )
+    handler_max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts per command before giving up."
+    )
+    handler_backoff_s: float = Field(
+        default=1.0, ge=0, le=300, description="First wait between attempts; doubles."
+    )
+    shutdown_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM, how long a running handler may finish before it "
+        "is abandoned uncommitted (and redelivered).",
     )
 
 
