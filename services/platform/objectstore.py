@@ -1,8 +1,22 @@
-"""S3 client construction shared by services, probes and the local stack."""
+"""The object store: client construction, bucket set-up, checked reads and writes."""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from contracts import ObjectRef
+from services.platform.errors import PlatformError
+
+if TYPE_CHECKING:
+    from services.platform.settings import S3Settings
+
+
+class ObjectStoreError(PlatformError):
+    """The object store refused or failed a read or write, or bytes were corrupt."""
 
 
 def make_s3_client(
@@ -52,3 +66,121 @@ def ensure_buckets(client: Any, buckets: tuple[str, ...]) -> list[str]:
         else:
             created.append(bucket)
     return created
+
+
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,199}$")
+
+
+def safe_key(*parts: str) -> str:
+    """Join key parts, refusing any that could leave its prefix.
+
+    Raises:
+        ValueError: a part is empty, holds a '/', is '.' or '..', or has
+            characters outside letters, digits and ``._=+-``.
+    """
+    for part in parts:
+        if not _KEY_PART.fullmatch(part) or part in {".", ".."}:
+            raise ValueError(f"object key part {part!r} is not allowed")
+    return "/".join(parts)
+
+
+class ObjectStore:
+    """Content-checked reads and writes of whole objects.
+
+    Every write returns an :class:`~contracts.ObjectRef` naming the SHA-256
+    of the bytes; every read checks the bytes against it.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+    ) -> ObjectRef:
+        """Store ``data`` at ``bucket/key`` and return its reference."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            self.client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                Metadata={"sha256": digest},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise ObjectStoreError(
+                f"writing s3://{bucket}/{key} failed: {exc}"
+            ) from exc
+        return ObjectRef(
+            uri=f"s3://{bucket}/{key}", sha256=digest, size_bytes=len(data)
+        )
+
+    def get(self, ref: ObjectRef) -> bytes:
+        """Return the bytes ``ref`` names, checked against its hash."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self.client.get_object(Bucket=ref.bucket, Key=ref.key)["Body"]
+            data: bytes = body.read()
+        except (BotoCoreError, ClientError) as exc:
+            raise ObjectStoreError(f"reading {ref.uri} failed: {exc}") from exc
+        _verify(ref, hashlib.sha256(data).hexdigest())
+        return data
+
+    def download(self, ref: ObjectRef, path: Path) -> Path:
+        """Write the object to ``path`` (checked) unless an intact copy is there."""
+        if path.is_file() and _file_sha256(path) == ref.sha256:
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+        temporary.write_bytes(self.get(ref))
+        temporary.replace(path)
+        return path
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """Return whether ``bucket/key`` exists."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise ObjectStoreError(
+                f"checking s3://{bucket}/{key} failed: {exc}"
+            ) from exc
+        return True
+
+
+def _verify(ref: ObjectRef, digest: str) -> None:
+    if digest != ref.sha256:
+        raise ObjectStoreError(
+            f"{ref.uri} has SHA-256 {digest[:12]}..., its reference says "
+            f"{ref.sha256[:12]}...: the object changed or is corrupt"
+        )
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_object_store(settings: S3Settings) -> ObjectStore:
+    """Return an object store for the given settings group."""
+    return ObjectStore(
+        make_s3_client(
+            settings.endpoint_url,
+            settings.access_key_id.get_secret_value(),
+            settings.secret_access_key.get_secret_value(),
+            settings.region,
+        )
+    )
