@@ -22,3 +22,16 @@ class SamplerSettings(ServiceSettings):
         le=5_000_000,
         description="Rows scored at a time; bounds the sampler's memory.",
     )
+    max_scoring_memory_mb: int = Field(
+        default=512,
+        ge=16,
+        le=65_536,
+        description="Declared bound on the memory the sampler's scoring may use; "
+        "the sampler benchmark checks it.",
+    )
+    thread_count: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="CatBoost threads when scoring the pool.",
+    )

@@ -1,0 +1,1 @@
+"""Benchmarks of the platform; each module runs with ``python -m benchmarks.<name>``."""
