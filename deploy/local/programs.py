@@ -8,6 +8,7 @@ the two in step.
 from __future__ import annotations
 
 import importlib.resources
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -186,11 +187,16 @@ def _service(name: str, settings: LocalStackSettings) -> Program:
     readiness = (
         f"{run}/{name}-%(process_num)d.ready" if replicas > 1 else f"{run}/{name}.ready"
     )
+    environment = {f"{name.upper()}_READINESS_FILE": readiness}
+    if name == "trainer":
+        # Replicas on one machine split its cores between their fits.
+        threads = max(1, (os.cpu_count() or 1) // replicas)
+        environment["TRAINER_THREAD_COUNT"] = str(threads)
     return Program(
         name=name,
         component=f"{name} service",
         command=(sys.executable, *service_command(name)[1:]),
-        environment={f"{name.upper()}_READINESS_FILE": readiness},
+        environment=environment,
         replicas=replicas,
         stop_wait_s=30,
     )

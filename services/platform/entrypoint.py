@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from contracts import Command
 from services.platform.bus.worker import Handler
@@ -24,7 +25,7 @@ def serve(
     settings_class: type[ServiceSettings],
     command_topic: str | None,
     extra_dependencies: Callable[[ServiceSettings], list[Dependency]] | None = None,
-    handlers: dict[type[Command], Handler] | None = None,
+    handlers: Callable[[Any], dict[type[Command], Handler]] | None = None,
 ) -> int:
     """Load settings, then run the service until it is stopped.
 
@@ -42,7 +43,7 @@ def serve(
         name=name,
         settings=settings,
         command_topic=command_topic,
-        handlers=handlers or {},
+        handlers=handlers(settings) if handlers else {},
         extra_dependencies=extra_dependencies(settings) if extra_dependencies else [],
         startup_timeout_s=settings.startup_timeout_s,
     )

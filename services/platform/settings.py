@@ -127,6 +127,10 @@ class ServiceSettings(BaseSettings):
         description="File the service refreshes while it is healthy; probes read it.",
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    cache_dir: Path = Field(
+        default=Path("/tmp/al-platform-cache"),  # noqa: S108 (content-checked cache)
+        description="Local copies of datasets, checked against their hashes.",
+    )
     startup_timeout_s: float = Field(
         default=120.0,
         gt=0,

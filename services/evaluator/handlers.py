@@ -1,0 +1,245 @@
+"""Handle ``EvaluateModel``: score a model on validation and test, log, answer.
+
+Consumes ``evaluator.commands``; answers on ``evaluator.events`` with
+``ModelEvaluated`` (or ``EvaluationFailed``). The full report (confusion
+matrices and per-class scores) goes to the reports bucket; metrics (stepped
+by round), the confusion matrix as a picture and as JSON go to the model's
+MLflow run. The registered model version with the best validation accuracy
+so far carries the alias ``best``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from contracts import EvaluateModel, ModelEvaluated, SplitMetrics
+from services.evaluator.settings import EvaluatorSettings
+from services.platform import models
+from services.platform.datasets import DatasetSnapshot, DatasetStore
+from services.platform.objectstore import ObjectStore, safe_key
+from services.platform.tracking import BEST_ALIAS, Tracking
+
+logger = logging.getLogger(__name__)
+
+_ACCURACY_TAG = "validation_accuracy"
+
+
+class Evaluator:
+    """Score one model per ``EvaluateModel`` command."""
+
+    def __init__(
+        self,
+        settings: EvaluatorSettings,
+        datasets: DatasetStore,
+        objects: ObjectStore,
+        tracking: Tracking,
+    ) -> None:
+        self.settings = settings
+        self.datasets = datasets
+        self.objects = objects
+        self.tracking = tracking
+
+    def __call__(self, command: EvaluateModel) -> ModelEvaluated:
+        """Answer one command."""
+        dataset = self.datasets.load(command.dataset)
+        model = models.from_bytes(self.objects.get(command.model))
+        scorer = models.CatBoostScorer(model, dataset.categorical_features)
+
+        scores = {
+            split: _score(dataset, scorer, split) for split in ("validation", "test")
+        }
+        report = {
+            "dataset_id": command.dataset.dataset_id,
+            "round": command.round,
+            "n_labeled": command.n_labeled,
+            "class_names": dataset.class_names,
+            **{split: detail for split, (_, detail) in scores.items()},
+        }
+        key = safe_key(
+            command.experiment,
+            str(command.correlation_id),
+            f"round-{command.round:04d}-{command.message_id}.json",
+        )
+        report_ref = self.objects.put(
+            self.settings.s3.reports_bucket,
+            key,
+            json.dumps(report, indent=1).encode(),
+            "application/json",
+        )
+        validation, test = scores["validation"][0], scores["test"][0]
+        if command.mlflow_run_id:
+            self._log(command, validation, test, report, dataset.class_names)
+        logger.info(
+            "evaluated correlation_id=%s round=%s validation_accuracy=%.4f "
+            "test_accuracy=%.4f",
+            command.correlation_id,
+            command.round,
+            validation.accuracy,
+            test.accuracy,
+        )
+        return command.reply(
+            ModelEvaluated,
+            producer="evaluator",
+            round=command.round,
+            n_labeled=command.n_labeled,
+            validation=validation,
+            test=test,
+            report=report_ref,
+        )
+
+    def _log(
+        self,
+        command: EvaluateModel,
+        validation: SplitMetrics,
+        test: SplitMetrics,
+        report: dict[str, Any],
+        class_names: list[str],
+    ) -> None:
+        from mlflow.entities import Metric
+
+        run_id = command.mlflow_run_id
+        assert run_id is not None  # noqa: S101 (checked by the caller)
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(f"{split}_{name}", float(value), now, command.round)
+            for split, scores in (("validation", validation), ("test", test))
+            for name, value in scores.model_dump().items()
+            if name != "n_rows"
+        ]
+        client = self.tracking.client
+        client.log_batch(run_id, metrics=metrics)
+        client.log_dict(run_id, report, "evaluation/report.json")
+        for split in ("validation", "test"):
+            figure = confusion_figure(
+                np.asarray(report[split]["confusion_matrix"]),
+                class_names,
+                f"{split}, round {command.round}, {command.n_labeled} labels",
+            )
+            client.log_figure(
+                run_id, figure, f"evaluation/confusion_matrix_{split}.png"
+            )
+            close_figure(figure)
+        self._promote_if_best(command.experiment, run_id, validation.accuracy)
+
+    def _promote_if_best(self, model_name: str, run_id: str, accuracy: float) -> None:
+        """Give the alias ``best`` to this run's model version if it beats the holder.
+
+        Warning:
+            Two evaluators promoting versions of one registered model at the
+            same moment may both read the old holder; the later write wins.
+            Flows of one experiment evaluate one model at a time, so this
+            needs concurrent flows writing the same experiment to happen.
+        """
+        from mlflow.exceptions import MlflowException
+
+        client = self.tracking.client
+        versions = client.search_model_versions(f"run_id = '{run_id}'")
+        if not versions:
+            return
+        version = versions[0]
+        client.set_model_version_tag(
+            model_name, version.version, _ACCURACY_TAG, f"{accuracy:.6f}"
+        )
+        try:
+            holder = client.get_model_version_by_alias(model_name, BEST_ALIAS)
+            best = float(holder.tags.get(_ACCURACY_TAG, "-1"))
+        except MlflowException:
+            best = -1.0
+        if accuracy > best:
+            client.set_registered_model_alias(model_name, BEST_ALIAS, version.version)
+            logger.info(
+                "alias=%s model=%s version=%s validation_accuracy=%.4f",
+                BEST_ALIAS,
+                model_name,
+                version.version,
+                accuracy,
+            )
+
+
+def _score(
+    dataset: DatasetSnapshot, scorer: models.CatBoostScorer, split: str
+) -> tuple[SplitMetrics, dict[str, Any]]:
+    from sklearn.metrics import (
+        accuracy_score,
+        classification_report,
+        confusion_matrix,
+        f1_score,
+        precision_score,
+        recall_score,
+    )
+
+    rows = dataset.split[split]
+    truth = np.asarray(dataset.labels[rows])
+    predicted = scorer.predict_proba(np.asarray(dataset.features[rows])).argmax(axis=1)
+    classes = list(range(dataset.n_classes))
+    metrics = SplitMetrics(
+        n_rows=len(rows),
+        accuracy=accuracy_score(truth, predicted),
+        f1_macro=f1_score(
+            truth, predicted, average="macro", labels=classes, zero_division=0
+        ),
+        f1_weighted=f1_score(
+            truth, predicted, average="weighted", labels=classes, zero_division=0
+        ),
+        precision_macro=precision_score(
+            truth, predicted, average="macro", labels=classes, zero_division=0
+        ),
+        recall_macro=recall_score(
+            truth, predicted, average="macro", labels=classes, zero_division=0
+        ),
+    )
+    detail = {
+        "metrics": metrics.model_dump(),
+        "confusion_matrix": confusion_matrix(truth, predicted, labels=classes).tolist(),
+        "per_class": classification_report(
+            truth,
+            predicted,
+            labels=classes,
+            target_names=dataset.class_names,
+            output_dict=True,
+            zero_division=0,
+        ),
+    }
+    return metrics, detail
+
+
+def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> Any:
+    """Return a matplotlib figure of a confusion matrix with counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    size = max(4.0, 0.5 * len(class_names) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    axes.set_yticks(range(len(class_names)), class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, column), count in np.ndenumerate(matrix):
+        axes.text(
+            column,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            color="white" if count > threshold else "black",
+            fontsize=8,
+        )
+    figure.tight_layout()
+    return figure
+
+
+def close_figure(figure: Any) -> None:
+    """Release a figure made by :func:`confusion_figure`."""
+    from matplotlib import pyplot as plt
+
+    plt.close(figure)

@@ -1,0 +1,227 @@
+"""Trainer, sampler and evaluator, driven through the real broker, store and MLflow.
+
+The services are the stack's own processes; each test sends commands the way
+the orchestrator does and checks the answer, the stored artifact and the
+MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from contracts import (
+    CatBoostParams,
+    DatasetRef,
+    EvaluateModel,
+    ModelTrained,
+    SelectBatch,
+    TrainModel,
+)
+from deploy.local.stack import LocalStack
+from services.platform.bus import CommandClient
+from services.platform.bus.requests import CommandFailedError
+from services.platform.datasets import DatasetStore, digits
+from services.platform.objectstore import ObjectStore, make_s3_client
+from services.platform.settings import KafkaSettings
+
+FAST = CatBoostParams(iterations=60, learning_rate=0.3, depth=4)
+TIMEOUT_S = 180
+
+
+@dataclass
+class Platform:
+    client: CommandClient
+    objects: ObjectStore
+    datasets: DatasetStore
+    dataset: DatasetRef
+    tracking_uri: str
+    experiment: str
+
+
+@pytest.fixture(scope="module")
+def platform(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory):
+    env = local_stack.client_env()
+    objects = ObjectStore(
+        make_s3_client(
+            env["S3_ENDPOINT_URL"],
+            env["S3_ACCESS_KEY_ID"],
+            env["S3_SECRET_ACCESS_KEY"],
+            "us-east-1",
+        )
+    )
+    datasets = DatasetStore(objects, "datasets", tmp_path_factory.mktemp("cache"))
+    kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    with CommandClient("test", kafka) as client:
+        yield Platform(
+            client=client,
+            objects=objects,
+            datasets=datasets,
+            dataset=datasets.put(digits()),
+            tracking_uri=env["MLFLOW_TRACKING_URI"],
+            experiment=f"services-{uuid.uuid4().hex[:8]}",
+        )
+
+
+@pytest.fixture(scope="module")
+def labeled(platform: Platform) -> np.ndarray:
+    pool = platform.datasets.load(platform.dataset).split["pool"]
+    return np.random.default_rng(42).choice(pool, size=57, replace=False)
+
+
+@pytest.fixture(scope="module")
+def trained(platform: Platform, labeled: np.ndarray) -> tuple[TrainModel, ModelTrained]:
+    command = TrainModel(
+        correlation_id=uuid.uuid4(),
+        producer="test",
+        experiment=platform.experiment,
+        round=0,
+        dataset=platform.dataset,
+        labeled=platform.datasets.put_rows(labeled),
+        params=FAST,
+        seed=42,
+    )
+    answer = platform.client.request(command, timeout_s=TIMEOUT_S)
+    assert isinstance(answer, ModelTrained)
+    return command, answer
+
+
+def _mlflow(platform: Platform) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(platform.tracking_uri)
+
+
+def test_trainer_stores_the_model_and_logs_the_run(
+    platform: Platform, trained: tuple[TrainModel, ModelTrained]
+) -> None:
+    command, answer = trained
+
+    model_bytes = platform.objects.get(answer.model)  # checked against its SHA-256
+    run = _mlflow(platform).get_run(answer.mlflow_run_id)
+    versions = _mlflow(platform).search_model_versions(
+        f"run_id = '{answer.mlflow_run_id}'"
+    )
+
+    assert answer.causation_id == command.message_id
+    assert answer.n_labeled == 57
+    assert len(model_bytes) == answer.model.size_bytes > 0
+    assert run.data.params["iterations"] == "60"
+    assert run.data.params["dataset_id"] == platform.dataset.dataset_id
+    assert run.data.metrics["fit_seconds"] == pytest.approx(answer.fit_seconds)
+    assert run.data.tags["platform.command_id"] == str(command.message_id)
+    assert [v.name for v in versions] == [platform.experiment]
+
+
+def test_evaluator_scores_both_splits_and_logs_metrics_and_confusion_matrix(
+    platform: Platform, trained: tuple[TrainModel, ModelTrained]
+) -> None:
+    command, model = trained
+    evaluate = EvaluateModel(
+        correlation_id=command.correlation_id,
+        producer="test",
+        experiment=platform.experiment,
+        round=0,
+        dataset=platform.dataset,
+        model=model.model,
+        n_labeled=model.n_labeled,
+        mlflow_run_id=model.mlflow_run_id,
+    )
+
+    answer = platform.client.request(evaluate, timeout_s=TIMEOUT_S)
+
+    report = json.loads(platform.objects.get(answer.report))
+    client = _mlflow(platform)
+    run = client.get_run(model.mlflow_run_id)
+    artifacts = {
+        a.path for a in client.list_artifacts(model.mlflow_run_id, "evaluation")
+    }
+    best = client.get_model_version_by_alias(platform.experiment, "best")
+    assert (answer.validation.n_rows, answer.test.n_rows) == (288, 360)
+    assert 0.5 < answer.test.accuracy <= 1.0
+    assert np.asarray(report["test"]["confusion_matrix"]).sum() == 360
+    assert np.asarray(report["test"]["confusion_matrix"]).shape == (10, 10)
+    assert run.data.metrics["test_accuracy"] == pytest.approx(answer.test.accuracy)
+    assert run.data.metrics["validation_f1_macro"] == pytest.approx(
+        answer.validation.f1_macro
+    )
+    assert "evaluation/confusion_matrix_test.png" in artifacts
+    assert "evaluation/report.json" in artifacts
+    assert best.run_id == model.mlflow_run_id
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "margin", "least_confident", "random"])
+def test_sampler_selects_unlabeled_pool_rows(
+    platform: Platform,
+    trained: tuple[TrainModel, ModelTrained],
+    labeled: np.ndarray,
+    strategy: str,
+) -> None:
+    command, model = trained
+    select = SelectBatch(
+        correlation_id=command.correlation_id,
+        producer="test",
+        round=0,
+        dataset=platform.dataset,
+        model=model.model,
+        labeled=command.labeled,
+        strategy=strategy,
+        batch_size=57,
+        seed=42,
+    )
+
+    answer = platform.client.request(select, timeout_s=TIMEOUT_S)
+
+    rows = platform.datasets.get_rows(answer.selection)
+    pool = platform.datasets.load(platform.dataset).split["pool"]
+    assert answer.batch_size == len(rows) == 57
+    assert np.unique(rows).size == 57
+    assert np.isin(rows, pool).all()
+    assert not np.isin(rows, labeled).any()
+
+
+def test_sampler_refuses_a_batch_larger_than_the_pool_with_the_counts(
+    platform: Platform, trained: tuple[TrainModel, ModelTrained]
+) -> None:
+    command, model = trained
+    select = SelectBatch(
+        correlation_id=command.correlation_id,
+        producer="test",
+        round=0,
+        dataset=platform.dataset,
+        model=model.model,
+        labeled=command.labeled,
+        strategy="margin",
+        batch_size=5000,
+        seed=42,
+    )
+
+    with pytest.raises(CommandFailedError, match=r"5000.*1092") as failure:
+        platform.client.request(select, timeout_s=TIMEOUT_S)
+
+    assert failure.value.failure.retryable is False
+    assert failure.value.failure.error_type == "BatchTooLargeError"
+
+
+def test_trainer_refuses_a_labeled_set_with_one_class(platform: Platform) -> None:
+    snapshot = platform.datasets.load(platform.dataset)
+    pool = snapshot.split["pool"]
+    only_zeros = pool[np.asarray(snapshot.labels[pool]) == 0][:10]
+    command = TrainModel(
+        correlation_id=uuid.uuid4(),
+        producer="test",
+        experiment=platform.experiment,
+        round=0,
+        dataset=platform.dataset,
+        labeled=platform.datasets.put_rows(only_zeros),
+        params=FAST,
+        seed=1,
+    )
+
+    with pytest.raises(CommandFailedError, match=r"10 labeled rows hold 1 class"):
+        platform.client.request(command, timeout_s=TIMEOUT_S)
