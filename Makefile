@@ -64,6 +64,46 @@ start-services: up ## Alias of up
 .PHONY: stop-services
 stop-services: down ## Alias of down
 
+STRATEGY ?= margin
+# Extra options for the flow commands, e.g. ARGS="--rounds 3 --iterations 100".
+ARGS ?=
+
+.PHONY: run-both
+run-both: up ## Run the baseline and active learning (entropy, margin, least-confident), compared
+	@MODE=$(MODE) deploy/stack.sh cli run-both $(ARGS)
+
+.PHONY: run-baseline
+run-baseline: up ## Run the full-data baseline flow
+	@MODE=$(MODE) deploy/stack.sh cli run-baseline $(ARGS)
+
+.PHONY: run-al
+run-al: up ## Run one active-learning flow (STRATEGY=margin by default)
+	@MODE=$(MODE) deploy/stack.sh cli run-al --strategy $(STRATEGY) $(ARGS)
+
+.PHONY: run-al-entropy
+run-al-entropy: ## Run active learning with entropy sampling
+	@$(MAKE) --no-print-directory run-al STRATEGY=entropy
+
+.PHONY: run-al-margin
+run-al-margin: ## Run active learning with margin sampling
+	@$(MAKE) --no-print-directory run-al STRATEGY=margin
+
+.PHONY: run-al-confident
+run-al-confident: ## Run active learning with least-confident sampling
+	@$(MAKE) --no-print-directory run-al STRATEGY=least_confident
+
+.PHONY: benchmark
+benchmark: up ## Run strategies x 5 seeds (random included) and compare them
+	@MODE=$(MODE) deploy/stack.sh cli benchmark $(ARGS)
+
+.PHONY: mlflow-ui
+mlflow-ui: ## Print the MLflow UI address
+	@echo "MLflow UI: http://127.0.0.1:$${STACK_MLFLOW_PORT:-$${MLFLOW_PORT:-5000}}"
+
+.PHONY: prefect-server
+prefect-server: ## Print the Prefect UI address (the server runs with the stack)
+	@echo "Prefect UI: http://127.0.0.1:$${STACK_PREFECT_PORT:-$${PREFECT_PORT:-4200}}"
+
 .PHONY: test
 test: $(INSTALLED) ## Run every test this machine can run (starts and stops its own stack)
 	$(BIN)/pytest

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command="${1:?usage: deploy/stack.sh up|down|status|logs}"
+command="${1:?usage: deploy/stack.sh up|down|status|logs|cli ARGS}"
+shift
 mode="${MODE:-auto}"
 if [[ "$mode" == auto ]]; then
   if docker info >/dev/null 2>&1; then mode=compose; else mode=local; fi
@@ -30,7 +31,13 @@ case "$mode:$command" in
   compose:logs)
     if [[ -n "${FOLLOW:-}" ]]; then compose logs --follow ${P:+"$P"}; else compose logs --tail 40 ${P:+"$P"}; fi
     ;;
+  compose:cli) compose exec -T orchestrator python -m services.orchestrator.cli "$@" ;;
   local:up|local:down|local:status) exec .venv/bin/python -m deploy.local "$command" ;;
+  local:cli)
+    # The variables a client of the local stack needs, written by `up`.
+    set -a; . "${STACK_STATE_DIR:-.state}/stack.env"; set +a
+    exec .venv/bin/python -m services.orchestrator.cli "$@"
+    ;;
   local:logs) exec .venv/bin/python -m deploy.local logs ${P:+"$P"} ${FOLLOW:+--follow} ;;
   *) echo "error: unknown MODE '$mode' (auto, local or compose)" >&2; exit 2 ;;
 esac

@@ -188,6 +188,9 @@ def _service(name: str, settings: LocalStackSettings) -> Program:
         f"{run}/{name}-%(process_num)d.ready" if replicas > 1 else f"{run}/{name}.ready"
     )
     environment = {f"{name.upper()}_READINESS_FILE": readiness}
+    if name == "orchestrator":
+        # Scheduled runs are for deployments; a local stack runs what it is asked.
+        environment["ORCHESTRATOR_SCHEDULES_ACTIVE"] = "false"
     if name == "trainer":
         # Replicas on one machine split its cores between their fits.
         threads = max(1, (os.cpu_count() or 1) // replicas)

@@ -22,6 +22,7 @@ from services.evaluator.settings import EvaluatorSettings
 from services.platform import models
 from services.platform.datasets import DatasetSnapshot, DatasetStore
 from services.platform.objectstore import ObjectStore, safe_key
+from services.platform.plots import close_figure, confusion_figure
 from services.platform.tracking import BEST_ALIAS, Tracking
 
 logger = logging.getLogger(__name__)
@@ -206,40 +207,3 @@ def _score(
         ),
     }
     return metrics, detail
-
-
-def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> Any:
-    """Return a matplotlib figure of a confusion matrix with counts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    size = max(4.0, 0.5 * len(class_names) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
-    axes.imshow(matrix, cmap="Blues")
-    axes.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    axes.set_yticks(range(len(class_names)), class_names)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title)
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (row, column), count in np.ndenumerate(matrix):
-        axes.text(
-            column,
-            row,
-            str(count),
-            ha="center",
-            va="center",
-            color="white" if count > threshold else "black",
-            fontsize=8,
-        )
-    figure.tight_layout()
-    return figure
-
-
-def close_figure(figure: Any) -> None:
-    """Release a figure made by :func:`confusion_figure`."""
-    from matplotlib import pyplot as plt
-
-    plt.close(figure)

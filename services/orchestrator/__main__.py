@@ -1,4 +1,9 @@
-"""Start the orchestrator service: ``python -m services.orchestrator``."""
+"""Start the orchestrator service: ``python -m services.orchestrator``.
+
+It waits for the broker, the object store, MLflow and Prefect, then serves
+the baseline, active-learning and benchmark deployments; each flow run
+executes in its own process.
+"""
 
 import sys
 
@@ -15,5 +20,19 @@ def _prefect(settings: ServiceSettings) -> list[Dependency]:
     return [Dependency("Prefect", settings.prefect.api_url, lambda: probe_http(health))]
 
 
+def _serve_deployments(settings: OrchestratorSettings):  # type: ignore[no-untyped-def]
+    from services.orchestrator.deployments import serve_forever
+
+    return lambda: serve_forever(settings)
+
+
 if __name__ == "__main__":
-    sys.exit(serve("orchestrator", OrchestratorSettings, None, _prefect))
+    sys.exit(
+        serve(
+            "orchestrator",
+            OrchestratorSettings,
+            None,
+            _prefect,
+            main_loop=_serve_deployments,
+        )
+    )

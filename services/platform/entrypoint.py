@@ -26,6 +26,7 @@ def serve(
     command_topic: str | None,
     extra_dependencies: Callable[[ServiceSettings], list[Dependency]] | None = None,
     handlers: Callable[[Any], dict[type[Command], Handler]] | None = None,
+    main_loop: Callable[[Any], Callable[[], None]] | None = None,
 ) -> int:
     """Load settings, then run the service until it is stopped.
 
@@ -48,7 +49,7 @@ def serve(
         startup_timeout_s=settings.startup_timeout_s,
     )
     try:
-        return runtime.run()
+        return runtime.run(main_loop(settings) if main_loop else None)
     except DependencyUnavailableError as exc:
         logger.error("cannot start: %s", exc)
         return EXIT_DEPENDENCY_UNAVAILABLE

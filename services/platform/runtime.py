@@ -52,9 +52,14 @@ class ServiceRuntime:
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _worker: CommandWorker | None = field(default=None, init=False)
 
-    def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; return the process exit code."""
-        self._install_signal_handlers()
+    def run(self, main_loop: Callable[[], None] | None = None) -> int:
+        """Serve until SIGTERM or SIGINT; return the process exit code.
+
+        Args:
+            main_loop: what to run instead of consuming the command topic; it
+                must return on KeyboardInterrupt, which SIGTERM raises in it.
+        """
+        self._install_signal_handlers(interrupt=main_loop is not None)
         readiness = ReadinessFile(self.settings.readiness_file)
         readiness.clear()
         for dependency in self.dependencies():
@@ -66,7 +71,9 @@ class ServiceRuntime:
             )
         logger.info("dependencies answered; starting main loop")
         try:
-            if self.command_topic is None:
+            if main_loop is not None:
+                self._beside(readiness, main_loop)
+            elif self.command_topic is None:
                 self._idle(readiness)
             else:
                 self._consume(readiness, self.command_topic)
@@ -109,13 +116,31 @@ class ServiceRuntime:
             *self.extra_dependencies,
         ]
 
-    def _install_signal_handlers(self) -> None:
+    def _install_signal_handlers(self, interrupt: bool) -> None:
         def _on_signal(signum: int, _frame: FrameType | None) -> None:
             logger.info("received signal=%s; stopping", signal.Signals(signum).name)
             self.stop()
+            if interrupt:
+                raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
+
+    def _beside(self, readiness: ReadinessFile, main_loop: Callable[[], None]) -> None:
+        def beat() -> None:
+            while not self._stop.wait(IDLE_BEAT_S):
+                readiness.beat()
+
+        readiness.beat(force=True)
+        heartbeat = threading.Thread(target=beat, name="readiness", daemon=True)
+        heartbeat.start()
+        logger.info("ready")
+        try:
+            main_loop()
+        except KeyboardInterrupt:
+            logger.info("main loop interrupted")
+        finally:
+            self._stop.set()
 
     def _idle(self, readiness: ReadinessFile) -> None:
         readiness.beat(force=True)

@@ -1,0 +1,335 @@
+"""The Prefect flows users run: baseline, active learning, benchmark.
+
+Each round is a visible Prefect task; a flow run's parameters are validated
+before any command is sent. The flows talk to the other services only
+through commands on Kafka (see :mod:`services.orchestrator.experiment`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from contracts import CatBoostParams, ObjectRef
+from services.orchestrator.experiment import (
+    ExperimentRunner,
+    Platform,
+    RoundResult,
+    RunState,
+    stop_reason,
+)
+from services.orchestrator.parameters import (
+    ActiveLearningParameters,
+    BaselineParameters,
+    default_run_key,
+    validated,
+)
+from services.orchestrator.settings import OrchestratorSettings
+from services.platform.settings import load_settings
+
+
+@contextmanager
+def platform_from_environment() -> Iterator[Platform]:
+    """Connect to the broker, store and MLflow the environment names."""
+    from services.platform.bus import CommandClient
+    from services.platform.datasets import DatasetStore
+    from services.platform.objectstore import open_object_store
+    from services.platform.tracking import Tracking
+
+    settings = load_settings(OrchestratorSettings)
+    objects = open_object_store(settings.s3)
+    with CommandClient("orchestrator", settings.kafka) as client:
+        yield Platform(
+            settings=settings,
+            client=client,
+            objects=objects,
+            datasets=DatasetStore(
+                objects, settings.s3.datasets_bucket, settings.cache_dir
+            ),
+            tracking=Tracking(settings.mlflow.tracking_uri),
+        )
+
+
+@task(
+    name="train-and-evaluate",
+    task_run_name="round {round_index}: train and evaluate on {n_labeled} labels",
+    cache_policy=NO_CACHE,
+)
+def train_and_evaluate(
+    runner: ExperimentRunner,
+    state: RunState,
+    round_index: int,
+    labeled: ObjectRef,
+    n_labeled: int,
+    seed: int,
+    params: CatBoostParams,
+    init_model: ObjectRef | None = None,
+) -> RoundResult:
+    """Command the trainer, then the evaluator, for one round."""
+    result = runner.train_and_evaluate(
+        state, round_index, labeled, n_labeled, seed, params, init_model
+    )
+    get_run_logger().info(
+        "round %s: %s labels, validation accuracy %.4f, test accuracy %.4f",
+        round_index,
+        n_labeled,
+        result.validation.accuracy,
+        result.test.accuracy,
+    )
+    return result
+
+
+@task(
+    name="select-and-label",
+    task_run_name="round {result.round}: select {batch_size} rows by {strategy}",
+    cache_policy=NO_CACHE,
+)
+def select_and_label(
+    runner: ExperimentRunner,
+    state: RunState,
+    result: RoundResult,
+    strategy: str,
+    batch_size: int,
+    seed: int,
+) -> tuple[ObjectRef, ObjectRef, int]:
+    """Command the sampler, then reveal the selected rows' labels."""
+    return runner.select(state, result, strategy, batch_size, seed)
+
+
+def run_active_learning(
+    runner: ExperimentRunner, parameters: ActiveLearningParameters, run_key: str
+) -> RunState:
+    """Run (or resume) one active-learning experiment to its end."""
+    state = runner.start("active_learning", run_key, parameters)
+    if state.finished:
+        return state
+    step = parameters.step_size(state.pool_size)
+    if state.rounds:
+        last = state.rounds[-1]
+        assert last.selection is not None  # noqa: S101 (a round is recorded after its selection)
+        labeled = runner.platform.datasets.put_rows(
+            runner.platform.datasets.get_rows(last.labeled).tolist()
+            + runner.platform.datasets.get_rows(last.selection).tolist()
+        )
+        n_labeled = last.n_labeled + step
+    else:
+        n_labeled = parameters.initial_size(state.pool_size)
+        labeled = runner.initial_labeled(state, n_labeled, parameters.seed)
+
+    while True:
+        round_index = len(state.rounds)
+        warm = parameters.warm_start and round_index > 0
+        params = (
+            parameters.params.model_copy(
+                update={"iterations": parameters.warm_start_iterations}
+            )
+            if warm
+            else parameters.params
+        )
+        result = train_and_evaluate(
+            runner,
+            state,
+            round_index,
+            labeled,
+            n_labeled,
+            parameters.seed,
+            params,
+            state.rounds[-1].model if warm else None,
+        )
+        reason = stop_reason(parameters, _with(state, result), n_labeled + step)
+        if reason is None:
+            selection, labeled, n_labeled = select_and_label(
+                runner, state, result, parameters.strategy, step, parameters.seed
+            )
+            result = result.model_copy(update={"selection": selection})
+        runner.record(state, result)
+        if reason is not None:
+            runner.finish(state, reason)
+            return state
+
+
+def run_baseline(
+    runner: ExperimentRunner, parameters: BaselineParameters, run_key: str
+) -> RunState:
+    """Run (or reuse) one baseline: train on the whole pool, evaluate."""
+    state = runner.start("baseline", run_key, parameters)
+    if state.finished:
+        return state
+    result = train_and_evaluate(
+        runner,
+        state,
+        0,
+        runner.whole_pool(state),
+        state.pool_size,
+        parameters.seed,
+        parameters.params,
+    )
+    runner.record(state, result)
+    runner.finish(state, "trained on the whole pool")
+    return state
+
+
+@flow(name="baseline", flow_run_name="baseline seed {seed}")
+def baseline(
+    dataset: str = "digits",
+    seed: int = 42,
+    params: dict[str, Any] | None = None,
+    run_key: str | None = None,
+) -> dict[str, Any]:
+    """Train on the whole pool and evaluate: the full-data baseline."""
+    parameters = validated(
+        BaselineParameters,
+        _given(dataset=dataset, seed=seed, params=params, run_key=run_key),
+    )
+    key = parameters.run_key or default_run_key("baseline", parameters.dataset, seed)
+    with platform_from_environment() as platform:
+        state = run_baseline(ExperimentRunner(platform), parameters, key)
+    return _summary(state)
+
+
+@flow(name="active-learning", flow_run_name="{strategy} seed {seed}")
+def active_learning(
+    strategy: str = "margin",
+    initial_fraction: float = 0.05,
+    step_fraction: float = 0.05,
+    rounds: int = 15,
+    seed: int = 42,
+    params: dict[str, Any] | None = None,
+    dataset: str = "digits",
+    run_key: str | None = None,
+    warm_start: bool = False,
+    warm_start_iterations: int = 50,
+    patience: int | None = None,
+    min_improvement: float = 0.0,
+    label_budget: int | None = None,
+) -> dict[str, Any]:
+    """Label a fraction of the pool, then grow it round by round by a strategy."""
+    parameters = validated(
+        ActiveLearningParameters,
+        _given(
+            strategy=strategy,
+            initial_fraction=initial_fraction,
+            step_fraction=step_fraction,
+            rounds=rounds,
+            seed=seed,
+            params=params,
+            dataset=dataset,
+            run_key=run_key,
+            warm_start=warm_start,
+            warm_start_iterations=warm_start_iterations,
+            patience=patience,
+            min_improvement=min_improvement,
+            label_budget=label_budget,
+        ),
+    )
+    key = parameters.run_key or default_run_key("al", strategy, seed)
+    with platform_from_environment() as platform:
+        state = run_active_learning(ExperimentRunner(platform), parameters, key)
+    return _summary(state)
+
+
+@task(name="experiment", task_run_name="{label}", cache_policy=NO_CACHE)
+def experiment_task(
+    label: str,
+    runner: ExperimentRunner,
+    parameters: ActiveLearningParameters | BaselineParameters,
+    run_key: str,
+) -> RunState:
+    """Run one experiment of a benchmark."""
+    if isinstance(parameters, BaselineParameters):
+        return run_baseline(runner, parameters, run_key)
+    return run_active_learning(runner, parameters, run_key)
+
+
+@flow(
+    name="benchmark",
+    flow_run_name="benchmark {benchmark_key}",
+    task_runner=ThreadPoolTaskRunner(max_workers=8),
+)
+def benchmark(
+    benchmark_key: str,
+    strategies: list[str] | None = None,
+    seeds: list[int] | None = None,
+    rounds: int = 15,
+    initial_fraction: float = 0.05,
+    step_fraction: float = 0.05,
+    params: dict[str, Any] | None = None,
+    dataset: str = "digits",
+) -> dict[str, Any]:
+    """Run strategies x seeds and a baseline per seed concurrently, then compare."""
+    from services.orchestrator.report import build_report
+
+    strategies = strategies or ["entropy", "margin", "least_confident", "random"]
+    seeds = seeds or [0, 1, 2, 3, 4]
+    plans: list[tuple[str, ActiveLearningParameters | BaselineParameters, str]] = []
+    for seed in seeds:
+        plans.append(
+            (
+                f"baseline seed {seed}",
+                validated(
+                    BaselineParameters,
+                    _given(dataset=dataset, seed=seed, params=params),
+                ),
+                f"{benchmark_key}-baseline-seed{seed}",
+            )
+        )
+        for strategy in strategies:
+            plans.append(
+                (
+                    f"{strategy} seed {seed}",
+                    validated(
+                        ActiveLearningParameters,
+                        _given(
+                            strategy=strategy,
+                            seed=seed,
+                            rounds=rounds,
+                            initial_fraction=initial_fraction,
+                            step_fraction=step_fraction,
+                            params=params,
+                            dataset=dataset,
+                        ),
+                    ),
+                    f"{benchmark_key}-{strategy}-seed{seed}",
+                )
+            )
+    with platform_from_environment() as platform:
+        runner = ExperimentRunner(platform)
+        futures = [
+            experiment_task.submit(label, runner, parameters, key)
+            for label, parameters, key in plans
+        ]
+        states = [future.result() for future in futures]
+        report = build_report(
+            benchmark_key,
+            states,
+            platform.objects,
+            platform.tracking,
+            platform.settings,
+        )
+    return report.summary()
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _with(state: RunState, result: RoundResult) -> RunState:
+    return state.model_copy(update={"rounds": [*state.rounds, result]})
+
+
+def _summary(state: RunState) -> dict[str, Any]:
+    last = state.rounds[-1] if state.rounds else None
+    return {
+        "run_key": state.run_key,
+        "kind": state.kind,
+        "rounds": len(state.rounds),
+        "n_labeled": last.n_labeled if last else 0,
+        "test_accuracy": last.test.accuracy if last else None,
+        "stopped_reason": state.stopped_reason,
+        "mlflow_parent_run_id": state.parent_run_id,
+    }
