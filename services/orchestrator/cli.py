@@ -29,6 +29,7 @@ from services.orchestrator.parameters import (
     ActiveLearningParameters,
     BaselineParameters,
     ParameterError,
+    run_key_for,
     validated,
 )
 from services.orchestrator.settings import OrchestratorSettings
@@ -163,7 +164,7 @@ def _planned(
     values = {k: v for k, v in values.items() if v is not None}
     model = BaselineParameters if flow == "baseline" else ActiveLearningParameters
     validated(model, values)
-    run_key = f"{key}-{label}-seed{seed}".replace("_", "-")
+    run_key = run_key_for(key, label, seed)
     return Planned(
         label=f"{label} seed {seed}",
         flow=flow,

@@ -27,6 +27,7 @@ from services.orchestrator.parameters import (
     ActiveLearningParameters,
     BaselineParameters,
     default_run_key,
+    run_key_for,
     validated,
 )
 from services.orchestrator.settings import OrchestratorSettings
@@ -275,7 +276,7 @@ def benchmark(
                     BaselineParameters,
                     _given(dataset=dataset, seed=seed, params=params),
                 ),
-                f"{benchmark_key}-baseline-seed{seed}",
+                run_key_for(benchmark_key, "baseline", seed),
             )
         )
         for strategy in strategies:
@@ -294,7 +295,7 @@ def benchmark(
                             dataset=dataset,
                         ),
                     ),
-                    f"{benchmark_key}-{strategy}-seed{seed}",
+                    run_key_for(benchmark_key, strategy, seed),
                 )
             )
     with platform_from_environment() as platform:

@@ -124,5 +124,10 @@ def default_run_key(kind: str, detail: str, seed: int) -> str:
     return re.sub(r"[^a-z0-9._-]", "-", f"{kind}-{detail}-seed{seed}-{stamp}".lower())
 
 
+def run_key_for(key: str, label: str, seed: int) -> str:
+    """Return the run key of one experiment of a comparison named ``key``."""
+    return re.sub(r"[^a-z0-9.-]", "-", f"{key}-{label}-seed{seed}".lower())
+
+
 def _message(text: str) -> str:
     return text.removeprefix("Value error, ")

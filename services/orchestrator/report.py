@@ -135,13 +135,14 @@ class Report:
         body: list[str] = []
         in_table = False
         for line in self.markdown().splitlines():
-            is_row = line.startswith("| ")
-            if in_table and not is_row:
+            in_markdown_table = line.startswith("|")
+            if in_table and not in_markdown_table:
                 body.append("</table>")
-            if is_row and not in_table:
+            if in_markdown_table and not in_table:
                 body.append("<table>")
-            cell = "th" if is_row and not in_table else "td"
-            in_table = is_row or line.startswith("|---")
+            cell = "td" if in_table else "th"
+            in_table = in_markdown_table
+            is_row = line.startswith("| ")
             if line.startswith("# "):
                 body.append(f"<h1>{html.escape(line[2:])}</h1>")
             elif line.startswith("## "):

@@ -1,0 +1,226 @@
+"""The flows users run, through all four services of the local stack.
+
+Runs the README's `run-both` command (shortened: three rounds, fast CatBoost
+settings) and checks what it leaves behind in MLflow, the object store and
+Prefect; then shows a deployment on an interval schedule producing a run by
+itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy.local.stack import LocalStack
+from services.orchestrator.experiment import read_state
+from services.platform.objectstore import ObjectStore, make_s3_client
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _objects(stack: LocalStack) -> ObjectStore:
+    env = stack.client_env()
+    return ObjectStore(
+        make_s3_client(
+            env["S3_ENDPOINT_URL"],
+            env["S3_ACCESS_KEY_ID"],
+            env["S3_SECRET_ACCESS_KEY"],
+            "us-east-1",
+        )
+    )
+
+
+def _prefect(stack: LocalStack, path: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(  # noqa: S310 (http URL of the test stack)
+        stack.client_env()["PREFECT_API_URL"] + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (same)
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def run_both(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory):
+    reports = tmp_path_factory.mktemp("reports")
+    key = f"e2e-{os.urandom(3).hex()}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.orchestrator.cli",
+            "run-both",
+            "--strategies",
+            "margin",
+            "--rounds",
+            "3",
+            "--iterations",
+            "40",
+            "--learning-rate",
+            "0.3",
+            "--key",
+            key,
+            "--report-dir",
+            str(reports),
+        ],
+        cwd=REPO,
+        env={**os.environ, **local_stack.client_env()},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return key, reports, result.stdout
+
+
+def test_run_both_prints_the_comparison_and_writes_the_report(run_both) -> None:
+    key, reports, output = run_both
+
+    folder = reports / key
+    assert "Full-data baseline test accuracy" in output
+    assert "margin" in output
+    assert {"report.md", "report.html", "learning_curves.png"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert (folder / "confusion_margin.png").stat().st_size > 1000
+    assert "| margin | 1 | 171 |" in (folder / "report.md").read_text()
+
+
+def test_run_both_leaves_states_models_and_snapshots_in_the_store(
+    local_stack: LocalStack, run_both
+) -> None:
+    key, _, _ = run_both
+    objects = _objects(local_stack)
+
+    state = read_state(objects, "reports", f"{key}-margin-seed42")
+    baseline = read_state(objects, "reports", f"{key}-baseline-seed42")
+
+    assert state is not None and baseline is not None
+    assert state.finished and state.stopped_reason == "completed all 3 rounds"
+    assert [r.n_labeled for r in state.rounds] == [57, 114, 171]
+    assert baseline.rounds[0].n_labeled == 1149
+    for result in state.rounds:
+        objects.get(result.model)  # present, and its bytes match the hash
+        objects.get(result.labeled)
+    assert [r.selection is not None for r in state.rounds] == [True, True, False]
+
+
+def test_run_both_logs_parent_and_child_runs_metrics_and_the_registered_model(
+    local_stack: LocalStack, run_both
+) -> None:
+    from mlflow import MlflowClient
+
+    key, _, _ = run_both
+    state = read_state(_objects(local_stack), "reports", f"{key}-margin-seed42")
+    assert state is not None
+    client = MlflowClient(local_stack.client_env()["MLFLOW_TRACKING_URI"])
+
+    parent = client.get_run(state.parent_run_id)
+    history = client.get_metric_history(state.parent_run_id, "test_accuracy")
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{state.parent_run_id}'",
+    )
+    artifacts = {
+        a.path for a in client.list_artifacts(children[0].info.run_id, "evaluation")
+    }
+    best = client.get_model_version_by_alias("active-learning", "best")
+
+    assert parent.info.status == "FINISHED"
+    assert [m.step for m in history] == [57, 114, 171]
+    assert len(children) == 3
+    assert "evaluation/confusion_matrix_test.png" in artifacts
+    assert best.version
+
+
+def test_prefect_shows_every_flow_run_completed(
+    local_stack: LocalStack, run_both
+) -> None:
+    key, _, _ = run_both
+
+    runs = _prefect(local_stack, "/flow_runs/filter", {"limit": 200})
+    mine = [r for r in runs if key in json.dumps(r.get("parameters", {}))]
+
+    assert len(mine) == 2
+    assert {r["state"]["type"] for r in mine} == {"COMPLETED"}
+
+
+def test_deployment_on_an_interval_schedule_runs_by_itself(
+    local_stack: LocalStack,
+) -> None:
+    name = f"interval-{os.urandom(3).hex()}"
+    env = {
+        **os.environ,
+        **local_stack.client_env(),
+        "ORCHESTRATOR_READINESS_FILE": str(
+            local_stack.state_dir / "run" / f"{name}.ready"
+        ),
+        "ORCHESTRATOR_DEPLOYMENT_NAME": name,
+        "ORCHESTRATOR_SCHEDULES_ACTIVE": "true",
+        "ORCHESTRATOR_SCHEDULE_INTERVAL_S": "10",
+        "ORCHESTRATOR_BASELINE_PARAMETERS": json.dumps(
+            {"params": {"iterations": 20}, "run_key": name}
+        ),
+        "ORCHESTRATOR_ACTIVE_LEARNING_PARAMETERS": json.dumps(
+            {"rounds": 1, "params": {"iterations": 20}, "run_key": f"{name}-al"}
+        ),
+    }
+    orchestrator = subprocess.Popen(
+        [sys.executable, "-m", "services.orchestrator"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        completed = _await_completed_run(local_stack, name, timeout_s=300)
+    finally:
+        orchestrator.send_signal(signal.SIGTERM)
+        exit_code = orchestrator.wait(timeout=60)
+        _delete_deployments(local_stack, name)
+
+    assert completed["state"]["type"] == "COMPLETED"
+    assert completed["auto_scheduled"] is True
+    assert exit_code == 0
+
+
+def _await_completed_run(stack: LocalStack, deployment: str, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = _prefect(
+            stack,
+            "/flow_runs/filter",
+            {
+                "deployments": {"name": {"any_": [deployment]}},
+                "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
+            },
+        )
+        if runs:
+            return runs[0]
+        time.sleep(3)
+    raise AssertionError(
+        f"no run of deployment {deployment} completed in {timeout_s} s"
+    )
+
+
+def _delete_deployments(stack: LocalStack, name: str) -> None:
+    deployments = _prefect(
+        stack, "/deployments/filter", {"deployments": {"name": {"any_": [name]}}}
+    )
+    for deployment in deployments:
+        request = urllib.request.Request(  # noqa: S310 (http URL of the test stack)
+            stack.client_env()["PREFECT_API_URL"] + f"/deployments/{deployment['id']}",
+            method="DELETE",
+        )
+        urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (same)
