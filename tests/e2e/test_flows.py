@@ -224,3 +224,85 @@ def _delete_deployments(stack: LocalStack, name: str) -> None:
             method="DELETE",
         )
         urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (same)
+
+
+def test_interrupted_run_resumes_from_its_last_completed_round(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    key = f"resume-{os.urandom(3).hex()}"
+    run_key = f"{key}-margin-seed42"
+    objects = _objects(local_stack)
+    arguments = [
+        "run-al",
+        "--strategy",
+        "margin",
+        "--rounds",
+        "4",
+        "--iterations",
+        "40",
+        "--key",
+        key,
+        "--report-dir",
+        str(tmp_path),
+    ]
+    first = _cli(local_stack, arguments)
+    state = _await_rounds(objects, run_key, rounds=2, timeout_s=300)
+    flow_run = _running_flow_run(local_stack, run_key)
+    _prefect(
+        local_stack,
+        f"/flow_runs/{flow_run['id']}/set_state",
+        {"state": {"type": "CANCELLING"}, "force": True},
+    )
+    assert first.wait(timeout=300) == 1  # the command reports the cancelled run
+    before = read_state(objects, "reports", run_key)
+    assert before is not None and not before.finished
+
+    second = _cli(local_stack, arguments)
+    assert second.wait(timeout=600) == 0
+
+    after = read_state(objects, "reports", run_key)
+    assert after is not None and after.finished
+    assert [r.n_labeled for r in after.rounds] == [57, 114, 171, 228]
+    assert [r.model for r in after.rounds[: len(state.rounds)]] == [
+        r.model for r in state.rounds
+    ]
+    client = MlflowClient(local_stack.client_env()["MLFLOW_TRACKING_URI"])
+    parent = client.get_run(after.parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{after.parent_run_id}'",
+    )
+    assert len(children) == 4, "a round was trained twice"
+
+
+def _cli(stack: LocalStack, arguments: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.orchestrator.cli", *arguments],
+        cwd=REPO,
+        env={**os.environ, **stack.client_env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _await_rounds(objects: ObjectStore, run_key: str, rounds: int, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = read_state(objects, "reports", run_key)
+        if state is not None and len(state.rounds) >= rounds:
+            return state
+        time.sleep(1)
+    raise AssertionError(f"{run_key} did not complete {rounds} rounds in {timeout_s} s")
+
+
+def _running_flow_run(stack: LocalStack, run_key: str) -> Any:
+    runs = _prefect(
+        stack,
+        "/flow_runs/filter",
+        {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}},
+    )
+    mine = [r for r in runs if r["parameters"].get("run_key") == run_key]
+    assert len(mine) == 1, runs
+    return mine[0]
