@@ -64,6 +64,9 @@ class RoundResult(BaseModel):
     test: SplitMetrics
     report: ObjectRef
     selection: ObjectRef | None = None
+    next_labeled: ObjectRef | None = Field(
+        default=None, description="The labeled set after this round's selection."
+    )
 
 
 class RunState(BaseModel):
@@ -236,9 +239,7 @@ class ExperimentRunner:
         experiment = self._experiment(state.kind)
         trained = self.platform.client.request(
             TrainModel(
-                message_id=self._command_id(state, round_index, "train"),
-                correlation_id=state.correlation_id,
-                producer="orchestrator",
+                **self._envelope(state, round_index, "train"),
                 experiment=experiment,
                 round=round_index,
                 dataset=state.dataset,
@@ -253,9 +254,7 @@ class ExperimentRunner:
         assert isinstance(trained, ModelTrained)  # noqa: S101 (REPLIES guarantees it)
         evaluated = self.platform.client.request(
             EvaluateModel(
-                message_id=self._command_id(state, round_index, "evaluate"),
-                correlation_id=state.correlation_id,
-                producer="orchestrator",
+                **self._envelope(state, round_index, "evaluate"),
                 experiment=experiment,
                 round=round_index,
                 dataset=state.dataset,
@@ -289,9 +288,7 @@ class ExperimentRunner:
         """Select the next batch and "label" it; return selection, labeled, count."""
         selected = self.platform.client.request(
             SelectBatch(
-                message_id=self._command_id(state, result.round, "select"),
-                correlation_id=state.correlation_id,
-                producer="orchestrator",
+                **self._envelope(state, result.round, "select"),
                 round=result.round,
                 dataset=state.dataset,
                 model=result.model,
@@ -339,8 +336,14 @@ class ExperimentRunner:
         client.set_tag(state.parent_run_id, "platform.stopped_reason", reason)
         client.set_terminated(state.parent_run_id, "FINISHED")
 
-    def _command_id(self, state: RunState, round_index: int, step: str) -> uuid.UUID:
-        return uuid.uuid5(_NAMESPACE, f"{state.run_key}:{round_index}:{step}")
+    def _envelope(self, state: RunState, round_index: int, step: str) -> dict[str, Any]:
+        return {
+            "message_id": uuid.uuid5(
+                _NAMESPACE, f"{state.run_key}:{round_index}:{step}"
+            ),
+            "correlation_id": state.correlation_id,
+            "producer": "orchestrator",
+        }
 
 
 def stop_reason(

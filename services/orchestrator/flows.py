@@ -112,12 +112,9 @@ def run_active_learning(
     step = parameters.step_size(state.pool_size)
     if state.rounds:
         last = state.rounds[-1]
-        assert last.selection is not None  # noqa: S101 (a round is recorded after its selection)
-        labeled = runner.platform.datasets.put_rows(
-            runner.platform.datasets.get_rows(last.labeled).tolist()
-            + runner.platform.datasets.get_rows(last.selection).tolist()
-        )
-        n_labeled = last.n_labeled + step
+        # An unfinished run's last round was recorded after its selection.
+        assert last.next_labeled is not None  # noqa: S101
+        labeled, n_labeled = last.next_labeled, last.n_labeled + step
     else:
         n_labeled = parameters.initial_size(state.pool_size)
         labeled = runner.initial_labeled(state, n_labeled, parameters.seed)
@@ -147,7 +144,9 @@ def run_active_learning(
             selection, labeled, n_labeled = select_and_label(
                 runner, state, result, parameters.strategy, step, parameters.seed
             )
-            result = result.model_copy(update={"selection": selection})
+            result = result.model_copy(
+                update={"selection": selection, "next_labeled": labeled}
+            )
         runner.record(state, result)
         if reason is not None:
             runner.finish(state, reason)

@@ -188,11 +188,21 @@ def test_deployment_on_an_interval_schedule_runs_by_itself(
     finally:
         orchestrator.send_signal(signal.SIGTERM)
         exit_code = orchestrator.wait(timeout=60)
-        _delete_deployments(local_stack, name)
+        deployments = _prefect(
+            local_stack,
+            "/deployments/filter",
+            {"deployments": {"name": {"any_": [name]}}},
+        )
+        _delete_deployments(local_stack, deployments)
 
     assert completed["state"]["type"] == "COMPLETED"
     assert completed["auto_scheduled"] is True
     assert exit_code == 0
+    # Stopping the orchestrator leaves the schedules running for its restart.
+    assert {d["flow_id"] for d in deployments} and all(
+        schedule["active"] for d in deployments for schedule in d["schedules"]
+    )
+    assert all(not d["paused"] for d in deployments)
 
 
 def _await_completed_run(stack: LocalStack, deployment: str, timeout_s: float) -> Any:
@@ -214,10 +224,7 @@ def _await_completed_run(stack: LocalStack, deployment: str, timeout_s: float) -
     )
 
 
-def _delete_deployments(stack: LocalStack, name: str) -> None:
-    deployments = _prefect(
-        stack, "/deployments/filter", {"deployments": {"name": {"any_": [name]}}}
-    )
+def _delete_deployments(stack: LocalStack, deployments: list[Any]) -> None:
     for deployment in deployments:
         request = urllib.request.Request(  # noqa: S310 (http URL of the test stack)
             stack.client_env()["PREFECT_API_URL"] + f"/deployments/{deployment['id']}",
