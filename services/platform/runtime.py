@@ -20,7 +20,7 @@ from types import FrameType
 from contracts import Command
 from services.platform.bus import CommandWorker, RetryPolicy, S3Ledger
 from services.platform.bus.worker import Handler
-from services.platform.objectstore import make_s3_client
+from services.platform.objectstore import open_object_store
 from services.platform.probes import probe_http, probe_kafka, probe_s3, wait_until
 from services.platform.readiness import ReadinessFile
 from services.platform.settings import ServiceSettings
@@ -150,12 +150,7 @@ class ServiceRuntime:
 
     def _consume(self, readiness: ReadinessFile, topic: str) -> None:
         s3 = self.settings.s3
-        client = make_s3_client(
-            s3.endpoint_url,
-            s3.access_key_id.get_secret_value(),
-            s3.secret_access_key.get_secret_value(),
-            s3.region,
-        )
+        client = open_object_store(s3).client
         worker = CommandWorker(
             service=self.name,
             topic=topic,

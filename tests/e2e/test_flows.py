@@ -22,21 +22,10 @@ import pytest
 
 from deploy.local.stack import LocalStack
 from services.orchestrator.experiment import read_state
-from services.platform.objectstore import ObjectStore, make_s3_client
+from services.platform.objectstore import ObjectStore
+from tests.conftest import stack_objects
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _objects(stack: LocalStack) -> ObjectStore:
-    env = stack.client_env()
-    return ObjectStore(
-        make_s3_client(
-            env["S3_ENDPOINT_URL"],
-            env["S3_ACCESS_KEY_ID"],
-            env["S3_SECRET_ACCESS_KEY"],
-            "us-east-1",
-        )
-    )
 
 
 def _prefect(stack: LocalStack, path: str, body: dict[str, Any]) -> Any:
@@ -101,7 +90,7 @@ def test_run_both_leaves_states_models_and_snapshots_in_the_store(
     local_stack: LocalStack, run_both
 ) -> None:
     key, _, _ = run_both
-    objects = _objects(local_stack)
+    objects = stack_objects(local_stack)
 
     state = read_state(objects, "reports", f"{key}-margin-seed42")
     baseline = read_state(objects, "reports", f"{key}-baseline-seed42")
@@ -122,7 +111,7 @@ def test_run_both_logs_parent_and_child_runs_metrics_and_the_registered_model(
     from mlflow import MlflowClient
 
     key, _, _ = run_both
-    state = read_state(_objects(local_stack), "reports", f"{key}-margin-seed42")
+    state = read_state(stack_objects(local_stack), "reports", f"{key}-margin-seed42")
     assert state is not None
     client = MlflowClient(local_stack.client_env()["MLFLOW_TRACKING_URI"])
 
@@ -240,7 +229,7 @@ def test_interrupted_run_resumes_from_its_last_completed_round(
 
     key = f"resume-{os.urandom(3).hex()}"
     run_key = f"{key}-margin-seed42"
-    objects = _objects(local_stack)
+    objects = stack_objects(local_stack)
     arguments = [
         "run-al",
         "--strategy",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from contracts import TrainModel
 from services.platform.bus import S3Ledger
-from services.platform.objectstore import make_s3_client
+from services.platform.objectstore import open_object_store
 from services.platform.settings import KafkaSettings, S3Settings
 from tests.bus_helpers import running_worker, trained
 
@@ -30,12 +30,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO)
     kafka = KafkaSettings()
     s3 = S3Settings()
-    client = make_s3_client(
-        s3.endpoint_url,
-        s3.access_key_id.get_secret_value(),
-        s3.secret_access_key.get_secret_value(),
-        s3.region,
-    )
+    client = open_object_store(s3).client
     ledger = S3Ledger(client, s3.ledger_bucket, prefix=os.environ["TEST_LEDGER_PREFIX"])
 
     def handle(command: TrainModel):

@@ -27,9 +27,9 @@ from services.platform.broker import ensure_topics
 from services.platform.bus import CommandClient, S3Ledger
 from services.platform.bus.requests import CommandFailedError, ReplyTimeoutError
 from services.platform.errors import CommandRefusedError
-from services.platform.objectstore import make_s3_client
 from services.platform.settings import KafkaSettings
 from tests.bus_helpers import running_worker, train_command, trained
+from tests.conftest import stack_objects
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,12 +51,7 @@ def bus(local_stack: LocalStack, unique: str) -> Bus:
         topic_prefix=f"t{unique}.",
     )
     ensure_topics(kafka.servers, TOPICS, prefix=kafka.topic_prefix)
-    client = make_s3_client(
-        env["S3_ENDPOINT_URL"],
-        env["S3_ACCESS_KEY_ID"],
-        env["S3_SECRET_ACCESS_KEY"],
-        "us-east-1",
-    )
+    client = stack_objects(local_stack).client
     prefix = f"test-{unique}"
     return Bus(
         kafka=kafka,

@@ -18,16 +18,11 @@ from deploy.local.stack import LocalStack
 from services.platform.objectstore import make_s3_client
 from services.platform.readiness import check as check_readiness
 from services.platform.settings import S3Settings
+from tests.conftest import stack_objects
 
 
 def _s3(stack: LocalStack):
-    env = stack.client_env()
-    return make_s3_client(
-        env["S3_ENDPOINT_URL"],
-        env["S3_ACCESS_KEY_ID"],
-        env["S3_SECRET_ACCESS_KEY"],
-        "us-east-1",
-    )
+    return stack_objects(stack).client
 
 
 def test_status_reports_every_component_healthy(local_stack: LocalStack) -> None:

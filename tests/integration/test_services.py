@@ -27,8 +27,9 @@ from deploy.local.stack import LocalStack
 from services.platform.bus import CommandClient
 from services.platform.bus.requests import CommandFailedError
 from services.platform.datasets import DatasetStore, digits
-from services.platform.objectstore import ObjectStore, make_s3_client
+from services.platform.objectstore import ObjectStore
 from services.platform.settings import KafkaSettings
+from tests.conftest import stack_objects
 
 FAST = CatBoostParams(iterations=60, learning_rate=0.3, depth=4)
 TIMEOUT_S = 180
@@ -47,14 +48,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def platform(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory):
     env = local_stack.client_env()
-    objects = ObjectStore(
-        make_s3_client(
-            env["S3_ENDPOINT_URL"],
-            env["S3_ACCESS_KEY_ID"],
-            env["S3_SECRET_ACCESS_KEY"],
-            "us-east-1",
-        )
-    )
+    objects = stack_objects(local_stack)
     datasets = DatasetStore(objects, "datasets", tmp_path_factory.mktemp("cache"))
     kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
     with CommandClient("test", kafka) as client:
