@@ -121,6 +121,8 @@ def _plan(args: argparse.Namespace) -> list[Planned]:
         else [args.seed]
     )
     plans: list[Planned] = []
+    # A benchmark is one flow run that runs every plan; the plans name its parts.
+    member = args.command == "benchmark"
     if args.command in {"run-baseline", "run-both", "benchmark"}:
         for seed in seeds:
             values = {"dataset": args.dataset, "seed": seed, "params": params}
@@ -155,6 +157,9 @@ def _plan(args: argparse.Namespace) -> list[Planned]:
                     args.key, "active-learning", strategy, seed, values, args.rounds
                 )
             )
+    if member:
+        for plan in plans:
+            plan.flow = "benchmark-member"
     return plans
 
 
@@ -177,26 +182,54 @@ def _planned(
 def _run(
     settings: OrchestratorSettings, plans: list[Planned], report_dir: Path, key: str
 ) -> int:
-    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
-    from services.orchestrator.experiment import RunState, read_state
+    deployment = settings.deployment_name
+    if plans[0].flow == "benchmark-member":
+        # One benchmark flow runs every plan and builds the report itself.
+        flow_run = run_deployment(
+            f"benchmark/{deployment}",
+            parameters=_benchmark_parameters(plans, key),
+            timeout=0,
+            flow_run_name=f"benchmark {key}",
+        )
+        runs = {plan.run_key: flow_run.id for plan in plans}
+    else:
+        runs = {
+            plan.run_key: run_deployment(
+                f"{plan.flow}/{deployment}",
+                parameters=plan.parameters,
+                timeout=0,
+                flow_run_name=plan.label,
+            ).id
+            for plan in plans
+        }
+    console.print(
+        f"[bold]{len(set(runs.values()))} flow run(s) started[/]; follow them at "
+        f"{settings.prefect.api_url.removesuffix('/api')}/runs"
+    )
+    states, failures = _follow(settings, plans, runs)
+    if failures:
+        for failure in failures:
+            console.print(f"[bold red]failed:[/] {failure}")
+        return 1
+    if plans[0].flow == "benchmark-member":
+        return _fetch_report(settings, key, report_dir)
+    return _report(settings, key, states, report_dir)
+
+
+def _follow(
+    settings: OrchestratorSettings, plans: list[Planned], runs: dict[str, Any]
+) -> tuple[list[Any], list[str]]:
+    """Show each plan's rounds until its flow run ends; return states, failures."""
+    from prefect.client.orchestration import get_client
+
+    from services.orchestrator.experiment import read_state
     from services.platform.objectstore import open_object_store
 
     objects = open_object_store(settings.s3)
-    runs = {}
-    for plan in plans:
-        name = f"{plan.flow}/{settings.deployment_name}"
-        runs[plan.run_key] = run_deployment(
-            name, parameters=plan.parameters, timeout=0, flow_run_name=plan.label
-        )
-    console.print(
-        f"[bold]{len(plans)} flow run(s) started[/]; follow them at "
-        f"{settings.prefect.api_url.removesuffix('/api')}/runs"
-    )
-
     failures: list[str] = []
-    states: dict[str, RunState] = {}
+    states: dict[str, Any] = {}
     with get_client(sync_client=True) as client, _progress() as progress:
         bars = {
             p.run_key: progress.add_task(p.label, total=p.rounds, status="scheduled")
@@ -205,26 +238,43 @@ def _run(
         pending = {p.run_key: p for p in plans}
         while pending:
             time.sleep(2)
+            flow_states = {i: client.read_flow_run(i).state for i in set(runs.values())}
             for run_key, plan in list(pending.items()):
-                flow_run = client.read_flow_run(runs[run_key].id)
-                state = flow_run.state
+                state = flow_states[runs[run_key]]
                 status = state.type.value if state else "UNKNOWN"
                 stored = read_state(objects, settings.s3.reports_bucket, run_key)
                 done = len(stored.rounds) if stored else 0
                 progress.update(bars[run_key], completed=done, status=status.lower())
-                if status in _TERMINAL:
-                    del pending[run_key]
-                    if status != "COMPLETED" or stored is None:
-                        failures.append(
-                            f"{plan.label}: {status}: {state.message if state else ''}"
-                        )
-                    else:
-                        states[run_key] = stored
-    if failures:
-        for failure in failures:
-            console.print(f"[bold red]failed:[/] {failure}")
-        return 1
-    return _report(settings, key, list(states.values()), report_dir)
+                if status not in _TERMINAL:
+                    continue
+                del pending[run_key]
+                if status != "COMPLETED" or stored is None:
+                    message = state.message if state else ""
+                    failures.append(f"{plan.label}: {status}: {message}")
+                else:
+                    states[run_key] = stored
+    return list(states.values()), failures
+
+
+def _benchmark_parameters(plans: list[Planned], key: str) -> dict[str, Any]:
+    members = [p.parameters for p in plans if "strategy" in p.parameters]
+    first = members[0]
+    return {
+        "benchmark_key": key,
+        "strategies": sorted({m["strategy"] for m in members}),
+        "seeds": sorted({m["seed"] for m in members}),
+        **{
+            name: first[name]
+            for name in (
+                "rounds",
+                "initial_fraction",
+                "step_fraction",
+                "params",
+                "dataset",
+            )
+            if name in first
+        },
+    }
 
 
 def _report(
@@ -242,13 +292,41 @@ def _report(
         settings,
     )
     path = report.write(report_dir / key)
-    if report.baseline is not None:
-        mean, sd, n = report.baseline
+    _print(settings, key, report.summary(), path)
+    return 0
+
+
+def _fetch_report(settings: OrchestratorSettings, key: str, report_dir: Path) -> int:
+    """Copy a report a flow built from the store, then print it."""
+    import json
+
+    from services.platform.objectstore import open_object_store, safe_key
+
+    client = open_object_store(settings.s3).client
+    bucket = settings.s3.reports_bucket
+    prefix = safe_key("comparisons", key) + "/"
+    folder = report_dir / key
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    for item in listing.get("Contents", []):
+        name = item["Key"].removeprefix(prefix)
+        body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        (folder / name).write_bytes(body)
+    summary = json.loads((folder / "summary.json").read_text())
+    _print(settings, key, summary, folder / "report.md")
+    return 0
+
+
+def _print(
+    settings: OrchestratorSettings, key: str, summary: dict[str, Any], path: Path
+) -> None:
+    if summary["baseline"] is not None:
+        mean, sd, n = summary["baseline"]
         console.print(
             f"\nFull-data baseline test accuracy: [bold]{mean:.4f}[/] "
             f"(sd {sd:.4f}, {n} seed(s))"
         )
-    rows = report.rows()
+    rows = summary["rows"]
     if rows:
         table = Table(title=f"Comparison {key}")
         for header in rows[0]:
@@ -256,14 +334,13 @@ def _report(
         for row in rows:
             table.add_row(*row.values())
         console.print(table)
-    ui = settings.mlflow.tracking_uri
     console.print(f"report: {path} (and {path.with_suffix('.html')})")
-    console.print(f"stored: {report.uri}")
+    console.print(f"stored: {summary['uri']}")
     console.print(
-        f"MLflow: {ui}/#/experiments  (comparison run {report.mlflow_run_id})"
+        f"MLflow: {settings.mlflow.tracking_uri}/#/experiments  "
+        f"(comparison run {summary['mlflow_run_id']})"
     )
     console.print(f"Prefect: {settings.prefect.api_url.removesuffix('/api')}/runs")
-    return 0
 
 
 def _progress() -> Progress:

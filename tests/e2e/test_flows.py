@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -302,3 +303,38 @@ def _running_flow_run(stack: LocalStack, run_key: str) -> Any:
     mine = [r for r in runs if r["parameters"].get("run_key") == run_key]
     assert len(mine) == 1, runs
     return mine[0]
+
+
+def test_benchmark_flow_compares_strategies_with_random_over_seeds(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    key = f"bench-{os.urandom(3).hex()}"
+    process = _cli(
+        local_stack,
+        [
+            "benchmark",
+            "--strategies",
+            "margin,random",
+            "--seeds",
+            "0,1",
+            "--rounds",
+            "2",
+            "--iterations",
+            "30",
+            "--learning-rate",
+            "0.3",
+            "--key",
+            key,
+            "--report-dir",
+            str(tmp_path),
+        ],
+    )
+    assert process.wait(timeout=900) == 0
+
+    summary = json.loads((tmp_path / key / "summary.json").read_text())
+    rows = {row["strategy"]: row for row in summary["rows"]}
+    assert set(rows) == {"margin", "random"}
+    assert rows["margin"]["seeds"] == "2"
+    assert re.search(r"(beyond|within) spread; wins \d/2", rows["margin"]["vs random"])
+    assert summary["baseline"][2] == 2
+    assert (tmp_path / key / "learning_curves.png").stat().st_size > 1000
