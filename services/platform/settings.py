@@ -9,9 +9,9 @@ Settings are built once, at an entry point, with :func:`load_settings`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.platform.errors import ConfigurationError
@@ -150,7 +150,37 @@ class ServiceSettings(BaseSettings):
         description="On SIGTERM, how long a running handler may finish before it "
         "is abandoned uncommitted (and redelivered).",
     )
+    deployment: Literal["local", "compose", "production"] = Field(
+        default="local",
+        validation_alias="PLATFORM_DEPLOYMENT",
+        description="Where the service runs; outside local mode the .env.example "
+        "placeholders are refused.",
+    )
 
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> ServiceSettings:
+        if self.deployment == "local":
+            return self
+        placeholders = [
+            name
+            for name, secret in (
+                ("S3_ACCESS_KEY_ID", self.s3.access_key_id),
+                ("S3_SECRET_ACCESS_KEY", self.s3.secret_access_key),
+            )
+            if secret.get_secret_value().startswith(PLACEHOLDER_PREFIX)
+        ]
+        if placeholders:
+            verb = "holds" if len(placeholders) == 1 else "hold"
+            raise ValueError(
+                f"{', '.join(placeholders)} still {verb} the .env.example "
+                f"placeholder; set real values in .env before running in "
+                f"{self.deployment} mode"
+            )
+        return self
+
+
+# Every secret in .env.example starts with this, so a copied file is recognised.
+PLACEHOLDER_PREFIX = "change-me"
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -173,9 +203,23 @@ def _describe(exc: ValidationError, root: type[BaseSettings]) -> str:
     prefix = prefixes.get(exc.title, "")
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:
+            problems.append(message)
+            continue
         variable = prefix + "__".join(str(part) for part in error["loc"])
-        problems.append(f"{variable.upper()}: {error['msg']}")
+        if error["loc"][0] in _aliases(root):
+            variable = str(error["loc"][0])
+        problems.append(f"{variable.upper()}: {message}")
     return "invalid configuration: " + "; ".join(problems)
+
+
+def _aliases(cls: type[BaseSettings]) -> set[str]:
+    return {
+        field.validation_alias
+        for field in cls.model_fields.values()
+        if isinstance(field.validation_alias, str)
+    }
 
 
 def _prefixes_by_title(cls: type[BaseSettings]) -> dict[str, str]:

@@ -176,6 +176,9 @@ def _settings_variables(settings_class: type) -> set[str]:
     prefix = settings_class.model_config.get("env_prefix", "")
     for field_name, field in settings_class.model_fields.items():
         annotation = field.annotation
+        if isinstance(field.validation_alias, str):
+            variables.add(field.validation_alias)
+            continue
         nested = getattr(annotation, "model_config", None)
         if nested is not None and hasattr(annotation, "model_fields"):
             variables |= _settings_variables(annotation)

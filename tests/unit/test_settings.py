@@ -83,3 +83,50 @@ def test_orchestrator_reads_the_prefect_api_url(
     assert load_settings(OrchestratorSettings).prefect.api_url == (
         "http://prefect:4200/api"
     )
+
+
+def test_placeholder_secrets_are_refused_outside_local_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PLATFORM_DEPLOYMENT", "compose")
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "change-me-services-secret")
+
+    with pytest.raises(
+        ConfigurationError,
+        match=r"S3_SECRET_ACCESS_KEY still holds the \.env\.example placeholder; set "
+        r"real values in \.env before running in compose mode",
+    ):
+        load_settings(TrainerSettings)
+
+
+def test_placeholder_secrets_are_accepted_in_local_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "change-me-services-secret")
+
+    assert load_settings(TrainerSettings).deployment == "local"
+
+
+def test_every_secret_in_env_example_is_a_recognised_placeholder() -> None:
+    from pathlib import Path
+
+    from services.platform.settings import PLACEHOLDER_PREFIX
+
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    secrets = [
+        line.split("=", 1)[1]
+        for line in example.read_text().splitlines()
+        if line.split("=", 1)[0].endswith(("_KEY_ID", "_SECRET_ACCESS_KEY", "PASSWORD"))
+    ]
+
+    assert len(secrets) == 4
+    assert all(s.startswith(PLACEHOLDER_PREFIX) for s in secrets)
+
+
+def test_unknown_deployment_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLATFORM_DEPLOYMENT", "cloud")
+
+    with pytest.raises(
+        ConfigurationError, match="PLATFORM_DEPLOYMENT: Input should be"
+    ):
+        load_settings(TrainerSettings)
