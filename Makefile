@@ -96,6 +96,11 @@ run-al-confident: ## Run active learning with least-confident sampling
 benchmark: up ## Run strategies x 5 seeds (random included) and compare them
 	@MODE=$(MODE) deploy/stack.sh cli benchmark $(ARGS)
 
+.PHONY: bench
+bench: $(INSTALLED) ## Run the benchmarks under benchmarks/ and rewrite their result tables
+	$(BIN)/python -m benchmarks.sampler_memory
+	$(BIN)/python -m benchmarks.messaging
+
 .PHONY: mlflow-ui
 mlflow-ui: ## Print the MLflow UI address
 	@echo "MLflow UI: http://127.0.0.1:$${STACK_MLFLOW_PORT:-$${MLFLOW_PORT:-5000}}"

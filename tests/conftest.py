@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.ports import stack_port_settings
 from deploy.local.settings import LocalStackSettings
 from deploy.local.stack import LocalStack
 from services.platform.objectstore import ObjectStore, make_s3_client
-from tests.ports import stack_port_settings
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ports import stack_port_settings
+from deploy.local.ports import stack_port_settings
 
 
 def _docker_engine_answers() -> bool:

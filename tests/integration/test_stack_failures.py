@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.ports import stack_port_settings
 from deploy.local.settings import LocalStackSettings
 from deploy.local.stack import LocalStack, StackError
-from tests.ports import stack_port_settings
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.ports import free_port_block
+from deploy.local.ports import free_port_block
 
 
 def _run_trainer(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -194,9 +195,11 @@ class CommandWorker:
                 grace_ends = grace_ends or time.monotonic() + self._shutdown_grace_s
                 if time.monotonic() > grace_ends:
                     return False
+            # Wake as soon as the handler finishes, not at the end of a poll.
+            futures.wait([job], timeout=POLL_TIMEOUT_MS / 1000)
             # Partitions are paused: this fetches nothing, but it keeps the
             # member inside max.poll.interval.ms and serves rebalances.
-            self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+            self._consumer.poll(timeout_ms=0)
             self._beat()
         return True
 

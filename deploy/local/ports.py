@@ -1,4 +1,4 @@
-"""Free loopback ports for a test stack, so tests never collide with `make up`."""
+"""Free loopback ports, for a second stack (tests, benchmarks) beside `make up`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def free_port_block(size: int) -> int:
 
 
 def stack_port_settings() -> dict[str, int]:
-    """Return STACK_* port settings for a stack on a free block of ports."""
+    """Return port settings for a stack on a free block of ports."""
     base = free_port_block(13)
     return {
         "kafka_port": base,
