@@ -28,6 +28,7 @@ from typing import Any
 from contracts.topics import TOPICS
 from deploy.local.programs import (
     LOOPBACK,
+    SERVICE_NAMES,
     Program,
     build_programs,
     client_environment,
@@ -149,7 +150,7 @@ class LocalStack:
         self._await(programs["mlflow"], self._probe_mlflow, deadline_s)
         self._await(programs["prefect"], self._probe_prefect, deadline_s)
 
-        services = [p for p in programs.values() if p.name in _service_names()]
+        services = [p for p in programs.values() if p.name in SERVICE_NAMES]
         self._start(*services)
         for program in services:
             self._await(program, self._probe_service, deadline_s)
@@ -272,7 +273,7 @@ class LocalStack:
             "broker": self._probe_broker,
             "mlflow": self._probe_mlflow,
             "prefect": self._probe_prefect,
-            **{name: self._probe_service for name in _service_names()},
+            **{name: self._probe_service for name in SERVICE_NAMES},
         }
 
     def _probe_objectstore(self, _program: Program, _index: int) -> None:
@@ -503,12 +504,6 @@ def _with_last_used(settings: LocalStackSettings, path: Path) -> LocalStackSetti
         set(LocalStackSettings.model_fields) - settings.model_fields_set - {"state_dir"}
     )
     return settings.model_copy(update={name: getattr(last, name) for name in unset})
-
-
-def _service_names() -> tuple[str, ...]:
-    from deploy.local.programs import SERVICE_NAMES
-
-    return SERVICE_NAMES
 
 
 def _address(program: Program) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from services.platform import models
 from services.platform.datasets import DatasetSnapshot, DatasetStore
 from services.platform.objectstore import ObjectStore, safe_key
 from services.platform.plots import close_figure, confusion_figure
-from services.platform.tracking import BEST_ALIAS, Tracking
+from services.platform.tracking import BEST_ALIAS, Tracking, split_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -101,19 +100,10 @@ class Evaluator:
         report: dict[str, Any],
         class_names: list[str],
     ) -> None:
-        from mlflow.entities import Metric
-
         run_id = command.mlflow_run_id
         assert run_id is not None  # noqa: S101 (checked by the caller)
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(f"{split}_{name}", float(value), now, command.round)
-            for split, scores in (("validation", validation), ("test", test))
-            for name, value in scores.model_dump().items()
-            if name != "n_rows"
-        ]
         client = self.tracking.client
-        client.log_batch(run_id, metrics=metrics)
+        client.log_batch(run_id, metrics=split_metrics(validation, test, command.round))
         client.log_dict(run_id, report, "evaluation/report.json")
         for split in ("validation", "test"):
             figure = confusion_figure(

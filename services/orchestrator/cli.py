@@ -302,16 +302,15 @@ def _fetch_report(settings: OrchestratorSettings, key: str, report_dir: Path) ->
 
     from services.platform.objectstore import open_object_store, safe_key
 
-    client = open_object_store(settings.s3).client
+    objects = open_object_store(settings.s3)
     bucket = settings.s3.reports_bucket
     prefix = safe_key("comparisons", key) + "/"
     folder = report_dir / key
     folder.mkdir(parents=True, exist_ok=True)
-    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    listing = objects.client.list_objects_v2(Bucket=bucket, Prefix=prefix)
     for item in listing.get("Contents", []):
         name = item["Key"].removeprefix(prefix)
-        body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-        (folder / name).write_bytes(body)
+        (folder / name).write_bytes(objects.read(bucket, item["Key"]))
     summary = json.loads((folder / "summary.json").read_text())
     _print(settings, key, summary, folder / "report.md")
     return 0

@@ -15,6 +15,7 @@ answer from their ledger: nothing is trained or logged twice.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,7 +43,7 @@ from services.orchestrator.settings import OrchestratorSettings
 from services.platform.bus import CommandClient
 from services.platform.datasets import DatasetError, DatasetStore, digits
 from services.platform.objectstore import ObjectStore, ObjectStoreError, safe_key
-from services.platform.tracking import Tracking
+from services.platform.tracking import Tracking, split_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,7 @@ def read_state(objects: ObjectStore, bucket: str, run_key: str) -> RunState | No
     key = state_key(run_key)
     if not objects.exists(bucket, key):
         return None
-    body = objects.client.get_object(Bucket=bucket, Key=key)["Body"]
-    return RunState.model_validate_json(body.read())
+    return RunState.model_validate_json(objects.read(bucket, key))
 
 
 class ExperimentRunner:
@@ -314,16 +314,8 @@ class ExperimentRunner:
 
         state.rounds.append(result)
         self.platform.save_state(state)
-        now = _now_ms()
-        metrics = [
-            Metric(f"{split}_{name}", float(value), now, result.n_labeled)
-            for split, scores in (
-                ("validation", result.validation),
-                ("test", result.test),
-            )
-            for name, value in scores.model_dump().items()
-            if name != "n_rows"
-        ]
+        metrics = split_metrics(result.validation, result.test, result.n_labeled)
+        now = int(time.time() * 1000)
         metrics.append(Metric("fit_seconds", result.fit_seconds, now, result.n_labeled))
         self.platform.tracking.client.log_batch(state.parent_run_id, metrics=metrics)
 
@@ -381,12 +373,6 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 __all__ = [

@@ -133,6 +133,18 @@ class ObjectStore:
         _verify(ref, hashlib.sha256(data).hexdigest())
         return data
 
+    def read(self, bucket: str, key: str) -> bytes:
+        """Return the bytes at ``bucket/key``; for objects no reference names."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise ObjectStoreError(
+                f"reading s3://{bucket}/{key} failed: {exc}"
+            ) from exc
+        return data
+
     def download(self, ref: ObjectRef, path: Path) -> Path:
         """Write the object to ``path`` (checked) unless an intact copy is there."""
         if path.is_file() and _file_sha256(path) == ref.sha256:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from contracts import SplitMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +69,16 @@ class Tracking:
             )
             self.client.delete_run(run.info.run_id)
         return len(runs)
+
+
+def split_metrics(validation: SplitMetrics, test: SplitMetrics, step: int) -> list[Any]:
+    """Return MLflow metrics ``<split>_<score>`` for both splits at ``step``."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [
+        Metric(f"{split}_{name}", float(value), now, step)
+        for split, scores in (("validation", validation), ("test", test))
+        for name, value in scores.model_dump().items()
+        if name != "n_rows"
+    ]

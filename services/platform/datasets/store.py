@@ -96,8 +96,7 @@ class DatasetStore:
                 f"no dataset {dataset_id!r} is registered; register it with "
                 "`python -m services.platform.datasets` first"
             )
-        body = self.objects.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return DatasetRef.model_validate_json(body.read())
+        return DatasetRef.model_validate_json(self.objects.read(self.bucket, key))
 
     def load(self, ref: DatasetRef) -> DatasetSnapshot:
         """Return the snapshot ``ref`` names, from memory, the cache, or the store."""
