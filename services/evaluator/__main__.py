@@ -20,7 +20,7 @@ def handlers(settings: EvaluatorSettings) -> dict[type, Handler]:
         settings,
         open_dataset_store(settings),
         open_object_store(settings.s3),
-        Tracking(settings.mlflow.tracking_uri),
+        Tracking(settings.mlflow.tracking_uri, settings.mlflow.retry_timeout_s),
     )
     return {EvaluateModel: evaluator}
 

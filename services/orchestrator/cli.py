@@ -288,7 +288,7 @@ def _report(
         key,
         states,
         open_object_store(settings.s3),
-        Tracking(settings.mlflow.tracking_uri),
+        Tracking(settings.mlflow.tracking_uri, settings.mlflow.retry_timeout_s),
         settings,
     )
     path = report.write(report_dir / key)

@@ -1,22 +1,44 @@
-"""The object store: client construction, bucket set-up, checked reads and writes."""
+"""The object store: client construction, bucket set-up, checked reads and writes.
+
+Reads and writes are retried with backoff while the store is unreachable
+(connection refused or dropped, timeouts, 5xx answers), with a WARNING
+naming it, for at most ``S3_RETRY_TIMEOUT_S``; then they fail with
+:class:`ObjectStoreUnavailableError`.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from contracts import ObjectRef
-from services.platform.errors import PlatformError
+from services.platform.errors import (
+    ComponentUnavailableError,
+    PlatformError,
+    retry_while_unavailable,
+)
 
 if TYPE_CHECKING:
     from services.platform.settings import S3Settings
 
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_RETRY_TIMEOUT_S = 60.0
+
 
 class ObjectStoreError(PlatformError):
     """The object store refused or failed a read or write, or bytes were corrupt."""
+
+
+class ObjectStoreUnavailableError(ObjectStoreError, ComponentUnavailableError):
+    """The object store stayed unreachable for the whole retry window."""
 
 
 def make_s3_client(
@@ -91,8 +113,12 @@ class ObjectStore:
     of the bytes; every read checks the bytes against it.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(
+        self, client: Any, retry_timeout_s: float = DEFAULT_RETRY_TIMEOUT_S
+    ) -> None:
         self.client = client
+        self.retry_timeout_s = retry_timeout_s
+        self.address = str(client.meta.endpoint_url)
 
     def put(
         self,
@@ -106,12 +132,14 @@ class ObjectStore:
 
         digest = hashlib.sha256(data).hexdigest()
         try:
-            self.client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=data,
-                ContentType=content_type,
-                Metadata={"sha256": digest},
+            self._call(
+                lambda: self.client.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type,
+                    Metadata={"sha256": digest},
+                )
             )
         except (BotoCoreError, ClientError) as exc:
             raise ObjectStoreError(
@@ -126,8 +154,7 @@ class ObjectStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            body = self.client.get_object(Bucket=ref.bucket, Key=ref.key)["Body"]
-            data: bytes = body.read()
+            data = self._read(ref.bucket, ref.key)
         except (BotoCoreError, ClientError) as exc:
             raise ObjectStoreError(f"reading {ref.uri} failed: {exc}") from exc
         _verify(ref, hashlib.sha256(data).hexdigest())
@@ -138,7 +165,7 @@ class ObjectStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            data = self._read(bucket, key)
         except (BotoCoreError, ClientError) as exc:
             raise ObjectStoreError(
                 f"reading s3://{bucket}/{key} failed: {exc}"
@@ -160,7 +187,7 @@ class ObjectStore:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=bucket, Key=key)
+            self._call(lambda: self.client.head_object(Bucket=bucket, Key=key))
         except ClientError as exc:
             if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
                 return False
@@ -168,6 +195,39 @@ class ObjectStore:
                 f"checking s3://{bucket}/{key} failed: {exc}"
             ) from exc
         return True
+
+    def _read(self, bucket: str, key: str) -> bytes:
+        def read() -> bytes:
+            # The body is read inside the retried call: a store that drops the
+            # connection mid-object is retried like one that refuses it.
+            data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return data
+
+        return self._call(read)
+
+    def _call(self, call: Callable[[], T]) -> T:
+        return retry_while_unavailable(
+            call,
+            component="object store",
+            address=self.address,
+            transient=_unreachable,
+            timeout_s=self.retry_timeout_s,
+            logger=logger,
+            error=ObjectStoreUnavailableError,
+        )
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Return whether ``error`` says the store could not be reached or answer."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as StoreConnectionError
+
+    if isinstance(error, StoreConnectionError | HTTPClientError):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return int(status) >= 500
+    return False
 
 
 def _verify(ref: ObjectRef, digest: str) -> None:
@@ -194,5 +254,6 @@ def open_object_store(settings: S3Settings) -> ObjectStore:
             settings.access_key_id.get_secret_value(),
             settings.secret_access_key.get_secret_value(),
             settings.region,
-        )
+        ),
+        retry_timeout_s=settings.retry_timeout_s,
     )

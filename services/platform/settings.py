@@ -42,6 +42,14 @@ class KafkaSettings(BaseSettings):
     # A member that does not poll for this long is dropped from its group. The
     # worker keeps polling while a handler runs, so a long fit does not count.
     max_poll_interval_ms: int = Field(default=300_000, ge=1000, le=3_600_000)
+    retry_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long the command client retries an unreachable broker "
+        "(connecting, publishing a command) before failing with an error that "
+        "names it.",
+    )
 
     @property
     def servers(self) -> list[str]:
@@ -80,6 +88,13 @@ class S3Settings(BaseSettings):
         max_length=63,
         description="Answers to handled commands, for idempotent redelivery.",
     )
+    retry_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long a read or write is retried while the store is "
+        "unreachable before it fails with an error that names the store.",
+    )
 
     @property
     def buckets(self) -> tuple[str, ...]:
@@ -101,6 +116,13 @@ class MlflowSettings(BaseSettings):
     tracking_uri: str = Field(
         default="http://127.0.0.1:5000",
         examples=["http://127.0.0.1:5000", "http://mlflow:5000"],
+    )
+    retry_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long a tracking call is retried while the server is "
+        "unreachable before it fails with an error that names MLflow.",
     )
 
 

@@ -4,23 +4,47 @@ A :class:`CommandClient` reads the reply topics from their ends on every
 partition (no consumer group: every client sees every answer) and matches
 answers to pending commands by causation id. Several commands may be pending
 at once, which is how a flow fans work out to several trainer replicas.
+
+Connecting and publishing are retried with backoff while the broker is
+unreachable, with a WARNING naming it, for at most ``KAFKA_RETRY_TIMEOUT_S``;
+then they fail with a :class:`ComponentUnavailableError` naming the broker.
+A reply that does not decode is sent to ``platform.deadletter`` with the
+reason, by each client that reads it.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, TypeVar
 
-from contracts import REPLIES, Command, ContractError, Event, FailureEvent, decode
+from contracts import (
+    DEAD_LETTER_TOPIC,
+    REPLIES,
+    Command,
+    ContractError,
+    Event,
+    FailureEvent,
+    decode,
+)
+from contracts.deadletter import DeadLetter
 from contracts.registry import topic_for
-from services.platform.errors import PlatformError
+from services.platform.errors import PlatformError, retry_while_unavailable
 from services.platform.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Each attempt to reach the broker (bootstrap, one publish) waits at most this
+# long, and at most a third of the retry window, before it counts as failed
+# and is retried: an outage is reported early, and more than once.
+BROKER_ATTEMPT_S = 5.0
 
 
 class ReplyTimeoutError(PlatformError):
@@ -50,6 +74,12 @@ class CommandClient:
         self._thread: threading.Thread | None = None
         self._consumer: Any = None
         self._producer: Any = None
+        self._producer_lock = threading.Lock()
+
+    @property
+    def _attempt_ms(self) -> int:
+        window_s = self._kafka.retry_timeout_s / 3
+        return max(100, int(min(BROKER_ATTEMPT_S, window_s) * 1000))
 
     def __enter__(self) -> CommandClient:
         self.start()
@@ -59,38 +89,69 @@ class CommandClient:
         self.close()
 
     def start(self) -> None:
-        """Connect, position at the end of every reply topic, start listening."""
-        from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+        """Connect, position at the end of every reply topic, start listening.
 
-        self._producer = KafkaProducer(
-            bootstrap_servers=self._kafka.servers,
-            client_id=f"{self.producer_name}-commands",
-            acks="all",
-            retries=5,
-        )
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=self._kafka.servers,
-            client_id=f"{self.producer_name}-replies",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-        )
-        partitions: list[Any] = []
-        reply_topics = {topic_for(reply) for pair in REPLIES.values() for reply in pair}
-        for topic in sorted(self._kafka.physical(t) for t in reply_topics):
-            ids = self._consumer.partitions_for_topic(topic)
-            if not ids:
-                raise PlatformError(f"reply topic {topic} does not exist on the broker")
-            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
-        self._consumer.assign(partitions)
-        self._consumer.seek_to_end(*partitions)
-        # Resolve the end offsets now: an answer produced after this point is
-        # never missed, however fast it comes.
-        for partition in partitions:
-            self._consumer.position(partition)
+        Raises:
+            ComponentUnavailableError: no broker answered within
+                ``KAFKA_RETRY_TIMEOUT_S``; the message names its address.
+            PlatformError: a reply topic does not exist.
+        """
+        self._producer = self._retry(self._make_producer)
+        try:
+            self._consumer = self._retry(self._make_consumer)
+        except BaseException:
+            self._producer.close(timeout=0)
+            self._producer = None
+            raise
         self._thread = threading.Thread(
             target=self._listen, name=f"{self.producer_name}-replies", daemon=True
         )
         self._thread.start()
+
+    def _make_producer(self) -> Any:
+        from kafka import KafkaProducer
+
+        return KafkaProducer(
+            bootstrap_servers=self._kafka.servers,
+            client_id=f"{self.producer_name}-commands",
+            acks="all",
+            retries=5,
+            bootstrap_timeout_ms=self._attempt_ms,
+            max_block_ms=self._attempt_ms,
+        )
+
+    def _make_consumer(self) -> Any:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(
+            bootstrap_servers=self._kafka.servers,
+            client_id=f"{self.producer_name}-replies",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+            bootstrap_timeout_ms=self._attempt_ms,
+        )
+        try:
+            partitions: list[Any] = []
+            reply_topics = {
+                topic_for(reply) for pair in REPLIES.values() for reply in pair
+            }
+            for topic in sorted(self._kafka.physical(t) for t in reply_topics):
+                ids = consumer.partitions_for_topic(topic)
+                if not ids:
+                    raise PlatformError(
+                        f"reply topic {topic} does not exist on the broker"
+                    )
+                partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+            consumer.assign(partitions)
+            consumer.seek_to_end(*partitions)
+            # Resolve the end offsets now: an answer produced after this point
+            # is never missed, however fast it comes.
+            for partition in partitions:
+                consumer.position(partition)
+        except BaseException:
+            consumer.close()
+            raise
+        return consumer
 
     def close(self) -> None:
         """Stop listening and close the connections."""
@@ -99,18 +160,31 @@ class CommandClient:
             self._thread.join(timeout=5)
         if self._consumer is not None:
             self._consumer.close()
-        if self._producer is not None:
-            self._producer.close(timeout=5)
+        with self._producer_lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
 
     def send(self, command: Command) -> Future[Event]:
-        """Publish ``command``; return a future resolved by its answer."""
+        """Publish ``command``; return a future resolved by its answer.
+
+        Raises:
+            ComponentUnavailableError: the broker did not take the command
+                within ``KAFKA_RETRY_TIMEOUT_S``.
+        """
         future: Future[Event] = Future()
         with self._lock:
             self._pending[command.message_id] = future
         topic = self._kafka.physical(topic_for(command))
-        self._producer.send(
-            topic, command.to_bytes(), key=str(command.message_id).encode()
-        ).get(timeout=self._kafka.request_timeout_ms / 1000)
+        try:
+            self._retry(
+                lambda: self._publish(
+                    topic, command.to_bytes(), str(command.message_id).encode()
+                )
+            )
+        except BaseException:
+            with self._lock:
+                self._pending.pop(command.message_id, None)
+            raise
         logger.info(
             "sent type=%s message_id=%s correlation_id=%s topic=%s",
             command.message_type,
@@ -148,9 +222,83 @@ class CommandClient:
             raise CommandFailedError(answer)
         return answer
 
+    # -- broker --------------------------------------------------------------
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        from kafka.errors import KafkaError
+
+        return retry_while_unavailable(
+            call,
+            component="broker",
+            address=self._kafka.bootstrap_servers,
+            transient=lambda error: isinstance(error, KafkaError),
+            timeout_s=self._kafka.retry_timeout_s,
+            logger=logger,
+        )
+
+    def _publish(self, topic: str, payload: bytes, key: bytes | None) -> None:
+        """Publish one record and await the broker's acknowledgement, once."""
+        from kafka.errors import KafkaError
+
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = self._make_producer()
+            producer = self._producer
+            try:
+                producer.send(topic, payload, key=key).get(
+                    timeout=self._attempt_ms / 1000
+                )
+            except KafkaError:
+                # After some broker errors kafka-python fails every later send
+                # of the same producer; the next attempt starts a fresh one. A
+                # command published twice this way is answered once (ledger).
+                self._producer = None
+                producer.close(timeout=0)
+                raise
+
+    def _dead_letter(self, record: Any, error: ContractError) -> None:
+        """Send an undecodable reply to the dead-letter topic; never raise."""
+        from kafka.errors import KafkaError
+
+        logger.warning(
+            "dead-lettering topic=%s partition=%s offset=%s reason=%s",
+            record.topic,
+            record.partition,
+            record.offset,
+            error,
+        )
+        letter = _dead_letter(record, error, self.producer_name)
+        try:
+            self._publish(
+                self._kafka.physical(DEAD_LETTER_TOPIC),
+                letter.model_dump_json().encode(),
+                None,
+            )
+        except KafkaError as exc:
+            logger.warning(
+                "could not dead-letter topic=%s offset=%s: %s",
+                record.topic,
+                record.offset,
+                exc,
+            )
+
+    # -- replies -------------------------------------------------------------
+
     def _listen(self) -> None:
+        from kafka.errors import KafkaError
+
         while not self._stop.is_set():
-            batches = self._consumer.poll(timeout_ms=200)
+            try:
+                batches = self._consumer.poll(timeout_ms=200)
+            except KafkaError as exc:
+                logger.warning(
+                    "broker at %s unavailable while reading replies (%s); "
+                    "retrying in 1 s",
+                    self._kafka.bootstrap_servers,
+                    exc,
+                )
+                self._stop.wait(1.0)
+                continue
             for records in batches.values():
                 for record in records:
                     self._resolve(record)
@@ -159,12 +307,7 @@ class CommandClient:
         try:
             event = decode(self._kafka.logical(record.topic), record.value)
         except ContractError as exc:
-            logger.warning(
-                "ignoring undecodable reply topic=%s offset=%s: %s",
-                record.topic,
-                record.offset,
-                exc,
-            )
+            self._dead_letter(record, exc)
             return
         if not isinstance(event, Event) or event.causation_id is None:
             return
@@ -173,3 +316,22 @@ class CommandClient:
         # A replayed answer (after a redelivery) finds its future done already.
         if future is not None and not future.done():
             future.set_result(event)
+
+
+def _dead_letter(record: Any, error: ContractError, service: str) -> DeadLetter:
+    raw: bytes = record.value or b""
+    try:
+        payload, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        payload, encoding = base64.b64encode(raw).decode(), "base64"
+    return DeadLetter(
+        reason=str(error) or type(error).__name__,
+        error_type=type(error).__name__,
+        service=service,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        attempts=0,
+        payload=payload,
+        payload_encoding=encoding,
+    )

@@ -389,6 +389,23 @@ class CommandWorker:
                 "commit failed partition=%s offset=%s: %s", partition, offset, exc
             )
 
+    def _commit_queued(self, partition: Any, offset: int) -> None:
+        from kafka.structs import OffsetAndMetadata
+
+        def report(_offsets: Any, response: Any) -> None:
+            if isinstance(response, Exception):
+                logger.warning(
+                    "commit failed partition=%s offset=%s: %s; the next owner "
+                    "answers it from the ledger",
+                    partition,
+                    offset,
+                    response,
+                )
+
+        self._consumer.commit_async(
+            {partition: OffsetAndMetadata(offset, "", -1)}, callback=report
+        )
+
     # -- consumer and group ----------------------------------------------------
 
     def _make_consumer(self) -> Any:
@@ -436,7 +453,10 @@ class CommandWorker:
         except Exception:  # noqa: BLE001 (infrastructure errors surface in _process)
             in_flight.lost = True
             return
-        self._commit(in_flight.partition, in_flight.offset + 1)
+        # This runs on the consumer's network thread, which must not block on
+        # itself: the commit is queued ahead of the group rejoin. Should it fail,
+        # the next owner delivers the command again and answers from the ledger.
+        self._commit_queued(in_flight.partition, in_flight.offset + 1)
         in_flight.committed = True
 
     def _on_assigned(self, assigned: set[Any]) -> None:
