@@ -7,7 +7,7 @@ Commands are imperative (``TrainModel``); events are past tense
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,17 @@ _STRATEGY = Field(
     description="Name of a query strategy the sampler registers.",
     examples=["entropy", "margin", "least_confident", "random"],
 )
+_STEP = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+Timings = Annotated[
+    dict[_STEP, Annotated[float, Field(ge=0)]],
+    Field(
+        default_factory=dict,
+        max_length=32,
+        description="Seconds the handler spent per step (e.g. load, fit, store, "
+        "log), so a caller can see where a command's time went.",
+        examples=[{"load": 0.02, "fit": 4.1, "store": 0.03, "log": 0.4}],
+    ),
+]
 
 
 class CatBoostParams(BaseModel):
@@ -86,6 +97,7 @@ class ModelTrained(Event):
     mlflow_run_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     n_labeled: int = Field(ge=1)
     fit_seconds: float = Field(ge=0)
+    timings: Timings
 
 
 class TrainingFailed(FailureEvent):
@@ -118,6 +130,7 @@ class BatchSelected(Event):
     strategy: str = _STRATEGY
     selection: ObjectRef = Field(description="The selected row ids.")
     batch_size: int = Field(ge=1)
+    timings: Timings
 
 
 class SelectionFailed(FailureEvent):
@@ -154,6 +167,7 @@ class ModelEvaluated(Event):
     validation: SplitMetrics
     test: SplitMetrics
     report: ObjectRef = Field(description="Confusion matrices and per-class report.")
+    timings: Timings
 
 
 class EvaluationFailed(FailureEvent):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from hypothesis import strategies as st
@@ -43,6 +43,16 @@ def models(cls: type[BaseModel]) -> st.SearchStrategy[BaseModel]:
 def _for_field(annotation: Any, info: FieldInfo) -> st.SearchStrategy[Any]:
     bounds = _bounds(info)
     origin = get_origin(annotation)
+    if origin is Annotated:
+        inner, *metadata = get_args(annotation)
+        return _for_field(inner, FieldInfo.merge_field_infos(*metadata))
+    if origin is dict:
+        keys, values = get_args(annotation)
+        return st.dictionaries(
+            _for_field(keys, FieldInfo()),
+            _for_field(values, FieldInfo()),
+            max_size=min(bounds.get("max_length", 5), 5),
+        )
     if origin is Literal:
         return st.sampled_from(get_args(annotation))
     if origin in (Union, types.UnionType):

@@ -3,9 +3,10 @@
 Consumes ``evaluator.commands``; answers on ``evaluator.events`` with
 ``ModelEvaluated`` (or ``EvaluationFailed``). The full report (confusion
 matrices and per-class scores) goes to the reports bucket; metrics (stepped
-by round), the confusion matrix as a picture and as JSON go to the model's
-MLflow run. The registered model version with the best validation accuracy
-so far carries the alias ``best``.
+by round), the confusion matrix as a picture and as JSON, and the model
+itself go to the model's MLflow run, and the model is registered under the
+experiment's name. The registered model version with the best validation
+accuracy so far carries the alias ``best``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from services.platform import models
 from services.platform.datasets import DatasetSnapshot, DatasetStore
 from services.platform.objectstore import ObjectStore, safe_key
 from services.platform.plots import close_figure, confusion_figure
+from services.platform.timing import StepTimer
 from services.platform.tracking import BEST_ALIAS, Tracking, split_metrics
 
 logger = logging.getLogger(__name__)
 
 _ACCURACY_TAG = "validation_accuracy"
+# Listing requirements explicitly spares MLflow inferring them (5-6 s a model).
+_PIP_REQUIREMENTS = ["catboost", "numpy", "pandas"]
 
 
 class Evaluator:
@@ -46,13 +50,17 @@ class Evaluator:
 
     def __call__(self, command: EvaluateModel) -> ModelEvaluated:
         """Answer one command."""
-        dataset = self.datasets.load(command.dataset)
-        model = models.from_bytes(self.objects.get(command.model))
+        timer = StepTimer()
+        with timer.step("load"):
+            dataset = self.datasets.load(command.dataset)
+            model = models.from_bytes(self.objects.get(command.model))
         scorer = models.CatBoostScorer(model, dataset.categorical_features)
 
-        scores = {
-            split: _score(dataset, scorer, split) for split in ("validation", "test")
-        }
+        with timer.step("predict"):
+            scores = {
+                split: score_split(dataset, scorer, split)
+                for split in ("validation", "test")
+            }
         report = {
             "dataset_id": command.dataset.dataset_id,
             "round": command.round,
@@ -65,15 +73,22 @@ class Evaluator:
             str(command.correlation_id),
             f"round-{command.round:04d}-{command.message_id}.json",
         )
-        report_ref = self.objects.put(
-            self.settings.s3.reports_bucket,
-            key,
-            json.dumps(report, indent=1).encode(),
-            "application/json",
-        )
+        with timer.step("store"):
+            report_ref = self.objects.put(
+                self.settings.s3.reports_bucket,
+                key,
+                json.dumps(report, indent=1).encode(),
+                "application/json",
+            )
         validation, test = scores["validation"][0], scores["test"][0]
         if command.mlflow_run_id:
-            self._log(command, validation, test, report, dataset.class_names)
+            with timer.step("log"):
+                self._log(command, validation, test, report, dataset.class_names)
+            with timer.step("register"):
+                self._register(command.experiment, command.mlflow_run_id, model)
+                self._promote_if_best(
+                    command.experiment, command.mlflow_run_id, validation.accuracy
+                )
         logger.info(
             "evaluated correlation_id=%s round=%s validation_accuracy=%.4f "
             "test_accuracy=%.4f",
@@ -90,6 +105,7 @@ class Evaluator:
             validation=validation,
             test=test,
             report=report_ref,
+            timings=timer.seconds,
         )
 
     def _log(
@@ -115,7 +131,21 @@ class Evaluator:
                 run_id, figure, f"evaluation/confusion_matrix_{split}.png"
             )
             close_figure(figure)
-        self._promote_if_best(command.experiment, run_id, validation.accuracy)
+
+    def _register(self, model_name: str, run_id: str, model: Any) -> None:
+        """Log the model into its training run and register it, once per run."""
+        import mlflow
+
+        client = self.tracking.client
+        if client.search_model_versions(f"run_id = '{run_id}'"):
+            return  # an earlier attempt got this far
+        with mlflow.start_run(run_id=run_id):
+            mlflow.catboost.log_model(
+                model,
+                name="model",
+                registered_model_name=model_name,
+                pip_requirements=_PIP_REQUIREMENTS,
+            )
 
     def _promote_if_best(self, model_name: str, run_id: str, accuracy: float) -> None:
         """Give the alias ``best`` to this run's model version if it beats the holder.
@@ -152,9 +182,10 @@ class Evaluator:
             )
 
 
-def _score(
+def score_split(
     dataset: DatasetSnapshot, scorer: models.CatBoostScorer, split: str
 ) -> tuple[SplitMetrics, dict[str, Any]]:
+    """Return a model's metrics on one split, and the detailed report."""
     from sklearn.metrics import (
         accuracy_score,
         classification_report,

@@ -68,6 +68,52 @@ class RoundResult(BaseModel):
     next_labeled: ObjectRef | None = Field(
         default=None, description="The labeled set after this round's selection."
     )
+    n_next_labeled: int | None = Field(
+        default=None, description="How many rows the next labeled set holds."
+    )
+    timings: dict[str, float] = Field(
+        default_factory=dict,
+        description="Seconds per step: each request's round trip as the "
+        "orchestrator saw it, and each service's own steps (service_step).",
+    )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How a round picks the rows labeled next."""
+
+    strategy: str
+    batch_size: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Training:
+    """A round's trained model: the trainer's answer and what it was fitted on."""
+
+    round: int
+    n_labeled: int
+    labeled: ObjectRef
+    answer: ModelTrained
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The evaluator's answer for a round's model."""
+
+    answer: ModelEvaluated
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The rows a round selected, and the labeled set they make."""
+
+    selection: ObjectRef
+    next_labeled: ObjectRef
+    n_labeled: int
+    timings: dict[str, float]
 
 
 class RunState(BaseModel):
@@ -86,7 +132,12 @@ class RunState(BaseModel):
     @property
     def correlation_id(self) -> uuid.UUID:
         """Return the id every message of this run carries."""
-        return uuid.uuid5(_NAMESPACE, self.run_key)
+        return self.correlation_for(self.run_key)
+
+    @staticmethod
+    def correlation_for(run_key: str) -> uuid.UUID:
+        """Return the id every message of the run ``run_key`` carries."""
+        return uuid.uuid5(_NAMESPACE, run_key)
 
 
 @dataclass
@@ -217,15 +268,14 @@ class ExperimentRunner:
     def initial_labeled(self, state: RunState, size: int, seed: int) -> ObjectRef:
         """Return a seeded random sample of the pool: the rows labeled at first."""
         pool = self.platform.datasets.load(state.dataset).split["pool"]
-        rows = np.random.default_rng(seed).choice(pool, size=size, replace=False)
-        return self.platform.datasets.put_rows(np.sort(rows))
+        return self.platform.datasets.put_rows(initial_rows(pool, size, seed))
 
     def whole_pool(self, state: RunState) -> ObjectRef:
         """Return the whole pool as a labeled set (the baseline's)."""
         pool = self.platform.datasets.load(state.dataset).split["pool"]
         return self.platform.datasets.put_rows(pool)
 
-    def train_and_evaluate(
+    def train(
         self,
         state: RunState,
         round_index: int,
@@ -234,13 +284,13 @@ class ExperimentRunner:
         seed: int,
         params: Any,
         init_model: ObjectRef | None = None,
-    ) -> RoundResult:
-        """Train on ``labeled`` and score the model; return the round's result."""
-        experiment = self._experiment(state.kind)
+    ) -> Training:
+        """Command the trainer to fit on ``labeled``; return its answer."""
+        started = time.perf_counter()
         trained = self.platform.client.request(
             TrainModel(
                 **self._envelope(state, round_index, "train"),
-                experiment=experiment,
+                experiment=self._experiment(state.kind),
                 round=round_index,
                 dataset=state.dataset,
                 labeled=labeled,
@@ -252,61 +302,85 @@ class ExperimentRunner:
             timeout_s=self.timeout_s,
         )
         assert isinstance(trained, ModelTrained)  # noqa: S101 (REPLIES guarantees it)
+        timings = {"train_request": time.perf_counter() - started}
+        timings.update(_prefixed("trainer", trained.timings))
+        return Training(round_index, n_labeled, labeled, trained, timings)
+
+    def evaluate(self, state: RunState, training: Training) -> Evaluation:
+        """Command the evaluator to score a trained model; return its answer."""
+        started = time.perf_counter()
         evaluated = self.platform.client.request(
             EvaluateModel(
-                **self._envelope(state, round_index, "evaluate"),
-                experiment=experiment,
-                round=round_index,
+                **self._envelope(state, training.round, "evaluate"),
+                experiment=self._experiment(state.kind),
+                round=training.round,
                 dataset=state.dataset,
-                model=trained.model,
-                n_labeled=n_labeled,
-                mlflow_run_id=trained.mlflow_run_id,
+                model=training.answer.model,
+                n_labeled=training.n_labeled,
+                mlflow_run_id=training.answer.mlflow_run_id,
             ),
             timeout_s=self.timeout_s,
         )
         assert isinstance(evaluated, ModelEvaluated)  # noqa: S101 (same)
-        return RoundResult(
-            round=round_index,
-            n_labeled=n_labeled,
-            labeled=labeled,
-            model=trained.model,
-            mlflow_run_id=trained.mlflow_run_id,
-            fit_seconds=trained.fit_seconds,
-            validation=evaluated.validation,
-            test=evaluated.test,
-            report=evaluated.report,
-        )
+        timings = {"evaluate_request": time.perf_counter() - started}
+        timings.update(_prefixed("evaluator", evaluated.timings))
+        return Evaluation(evaluated, timings)
 
     def select(
-        self,
-        state: RunState,
-        result: RoundResult,
-        strategy: str,
-        batch_size: int,
-        seed: int,
-    ) -> tuple[ObjectRef, ObjectRef, int]:
-        """Select the next batch and "label" it; return selection, labeled, count."""
+        self, state: RunState, training: Training, selection: Selection
+    ) -> Choice:
+        """Command the sampler, then "label" the batch; return the next labeled set."""
+        started = time.perf_counter()
         selected = self.platform.client.request(
             SelectBatch(
-                **self._envelope(state, result.round, "select"),
-                round=result.round,
+                **self._envelope(state, training.round, "select"),
+                round=training.round,
                 dataset=state.dataset,
-                model=result.model,
-                labeled=result.labeled,
-                strategy=strategy,
-                batch_size=batch_size,
-                seed=seed + result.round,
+                model=training.answer.model,
+                labeled=training.labeled,
+                strategy=selection.strategy,
+                batch_size=selection.batch_size,
+                seed=selection.seed + training.round,
             ),
             timeout_s=self.timeout_s,
         )
         assert isinstance(selected, BatchSelected)  # noqa: S101 (same)
+        timings = {"select_request": time.perf_counter() - started}
+        timings.update(_prefixed("sampler", selected.timings))
+        started = time.perf_counter()
         datasets = self.platform.datasets
         # The oracle: the selected rows' labels are in the dataset already; they
         # count as labeled from the next round on.
-        labeled = np.union1d(
-            datasets.get_rows(result.labeled), datasets.get_rows(selected.selection)
+        rows = np.union1d(
+            datasets.get_rows(training.labeled), datasets.get_rows(selected.selection)
         )
-        return selected.selection, datasets.put_rows(labeled), int(labeled.size)
+        next_labeled = datasets.put_rows(rows)
+        timings["label"] = time.perf_counter() - started
+        return Choice(selected.selection, next_labeled, int(rows.size), timings)
+
+    @staticmethod
+    def result(
+        training: Training, evaluation: Evaluation, choice: Choice | None = None
+    ) -> RoundResult:
+        """Return a round's result from its answers."""
+        timings = {**training.timings, **evaluation.timings}
+        if choice is not None:
+            timings.update(choice.timings)
+        return RoundResult(
+            round=training.round,
+            n_labeled=training.n_labeled,
+            labeled=training.labeled,
+            model=training.answer.model,
+            mlflow_run_id=training.answer.mlflow_run_id,
+            fit_seconds=training.answer.fit_seconds,
+            validation=evaluation.answer.validation,
+            test=evaluation.answer.test,
+            report=evaluation.answer.report,
+            selection=choice.selection if choice else None,
+            next_labeled=choice.next_labeled if choice else None,
+            n_next_labeled=choice.n_labeled if choice else None,
+            timings=timings,
+        )
 
     def record(self, state: RunState, result: RoundResult) -> None:
         """Append a completed round to the state, store it, log parent metrics."""
@@ -338,6 +412,28 @@ class ExperimentRunner:
         }
 
 
+def initial_rows(pool: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Return the seeded random sample of ``pool`` labeled before round 0."""
+    rows = np.random.default_rng(seed).choice(pool, size=size, replace=False)
+    return np.sort(rows)
+
+
+def selection_needed(
+    parameters: ActiveLearningParameters, rounds_done: int, next_size: int
+) -> bool | None:
+    """Return whether the round that makes ``rounds_done`` selects a next batch.
+
+    None when that depends on the round's score (a patience rule): the batch
+    is then selected only after the model is scored.
+    """
+    if rounds_done >= parameters.rounds:
+        return False
+    budget = parameters.label_budget
+    if budget is not None and next_size > budget:
+        return False
+    return None if parameters.patience is not None else True
+
+
 def stop_reason(
     parameters: ActiveLearningParameters, state: RunState, next_size: int
 ) -> str | None:
@@ -365,6 +461,10 @@ def stop_reason(
     return None
 
 
+def _prefixed(service: str, timings: dict[str, float]) -> dict[str, float]:
+    return {f"{service}_{step}": seconds for step, seconds in timings.items()}
+
+
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in values.items():
@@ -376,11 +476,17 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 __all__ = [
+    "Choice",
     "DatasetError",
+    "Evaluation",
     "ExperimentRunner",
     "ObjectStoreError",
     "Platform",
     "RoundResult",
     "RunState",
+    "Selection",
+    "Training",
+    "initial_rows",
+    "selection_needed",
     "stop_reason",
 ]

@@ -7,7 +7,9 @@ through commands on Kafka (see :mod:`services.orchestrator.experiment`).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,10 +19,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from contracts import CatBoostParams, ObjectRef
 from services.orchestrator.experiment import (
+    Choice,
+    Evaluation,
     ExperimentRunner,
     Platform,
     RoundResult,
     RunState,
+    Selection,
+    Training,
+    selection_needed,
     stop_reason,
 )
 from services.orchestrator.parameters import (
@@ -52,16 +59,18 @@ def platform_from_environment() -> Iterator[Platform]:
             datasets=DatasetStore(
                 objects, settings.s3.datasets_bucket, settings.cache_dir
             ),
-            tracking=Tracking(settings.mlflow.tracking_uri),
+            tracking=Tracking(
+                settings.mlflow.tracking_uri, settings.mlflow.retry_timeout_s
+            ),
         )
 
 
 @task(
-    name="train-and-evaluate",
-    task_run_name="round {round_index}: train and evaluate on {n_labeled} labels",
+    name="train",
+    task_run_name="round {round_index}: train on {n_labeled} labels",
     cache_policy=NO_CACHE,
 )
-def train_and_evaluate(
+def train(
     runner: ExperimentRunner,
     state: RunState,
     round_index: int,
@@ -70,87 +79,157 @@ def train_and_evaluate(
     seed: int,
     params: CatBoostParams,
     init_model: ObjectRef | None = None,
-) -> RoundResult:
-    """Command the trainer, then the evaluator, for one round."""
-    result = runner.train_and_evaluate(
+) -> Training:
+    """Command the trainer for one round."""
+    return runner.train(
         state, round_index, labeled, n_labeled, seed, params, init_model
     )
+
+
+@task(
+    name="evaluate",
+    task_run_name="round {training.round}: evaluate",
+    cache_policy=NO_CACHE,
+)
+def evaluate(
+    runner: ExperimentRunner, state: RunState, training: Training
+) -> Evaluation:
+    """Command the evaluator to score one round's model."""
+    evaluation = runner.evaluate(state, training)
     get_run_logger().info(
         "round %s: %s labels, validation accuracy %.4f, test accuracy %.4f",
-        round_index,
-        n_labeled,
-        result.validation.accuracy,
-        result.test.accuracy,
+        training.round,
+        training.n_labeled,
+        evaluation.answer.validation.accuracy,
+        evaluation.answer.test.accuracy,
     )
-    return result
+    return evaluation
 
 
 @task(
     name="select-and-label",
-    task_run_name="round {result.round}: select {batch_size} rows by {strategy}",
+    task_run_name="round {training.round}: select by {selection.strategy}",
     cache_policy=NO_CACHE,
 )
 def select_and_label(
     runner: ExperimentRunner,
     state: RunState,
-    result: RoundResult,
-    strategy: str,
-    batch_size: int,
-    seed: int,
-) -> tuple[ObjectRef, ObjectRef, int]:
+    training: Training,
+    selection: Selection,
+) -> Choice:
     """Command the sampler, then reveal the selected rows' labels."""
-    return runner.select(state, result, strategy, batch_size, seed)
+    return runner.select(state, training, selection)
 
 
 def run_active_learning(
     runner: ExperimentRunner, parameters: ActiveLearningParameters, run_key: str
 ) -> RunState:
-    """Run (or resume) one active-learning experiment to its end."""
+    """Run (or resume) one active-learning experiment to its end.
+
+    Rounds overlap where nothing waits on them: a round's model is scored
+    while the sampler selects from it and while the next round trains, and
+    rounds are recorded in order as their scores arrive. A patience rule
+    needs each round's score before the next selection, so with one set the
+    rounds run one after another.
+    """
     state = runner.start("active_learning", run_key, parameters)
     if state.finished:
         return state
     step = parameters.step_size(state.pool_size)
+    selection = Selection(parameters.strategy, step, parameters.seed)
     if state.rounds:
         last = state.rounds[-1]
         # An unfinished run's last round was recorded after its selection.
         assert last.next_labeled is not None  # noqa: S101
-        labeled, n_labeled = last.next_labeled, last.n_labeled + step
+        labeled = last.next_labeled
+        n_labeled = last.n_next_labeled or last.n_labeled + step
     else:
         n_labeled = parameters.initial_size(state.pool_size)
         labeled = runner.initial_labeled(state, n_labeled, parameters.seed)
 
-    while True:
-        round_index = len(state.rounds)
-        warm = parameters.warm_start and round_index > 0
-        params = (
-            parameters.params.model_copy(
-                update={"iterations": parameters.warm_start_iterations}
+    in_flight: list[Future[None]] = []
+    previous = state.rounds[-1].model if state.rounds else None
+    round_index = len(state.rounds)
+    # One thread scores rounds, one records them: both keep rounds in order.
+    with (
+        ThreadPoolExecutor(1, "evaluate") as scoring,
+        ThreadPoolExecutor(1, "record") as recording,
+    ):
+        while True:
+            _raise_failures(in_flight)
+            warm = parameters.warm_start and previous is not None
+            params = (
+                parameters.params.model_copy(
+                    update={"iterations": parameters.warm_start_iterations}
+                )
+                if warm
+                else parameters.params
             )
-            if warm
-            else parameters.params
-        )
-        result = train_and_evaluate(
-            runner,
-            state,
-            round_index,
-            labeled,
-            n_labeled,
-            parameters.seed,
-            params,
-            state.rounds[-1].model if warm else None,
-        )
-        reason = stop_reason(parameters, _with(state, result), n_labeled + step)
-        if reason is None:
-            selection, labeled, n_labeled = select_and_label(
-                runner, state, result, parameters.strategy, step, parameters.seed
+            training = train(
+                runner,
+                state,
+                round_index,
+                labeled,
+                n_labeled,
+                parameters.seed,
+                params,
+                previous if warm else None,
             )
-            result = result.model_copy(
-                update={"selection": selection, "next_labeled": labeled}
+            scored = _submit(scoring, evaluate, runner, state, training)
+            ahead = selection_needed(parameters, round_index + 1, n_labeled + step)
+            if ahead is None:
+                # Only this round's score, with every earlier round recorded,
+                # can say whether the run goes on.
+                _raise_failures(in_flight, wait=True)
+                result = runner.result(training, scored.result())
+                reason = stop_reason(parameters, _with(state, result), n_labeled + step)
+                choice = (
+                    select_and_label(runner, state, training, selection)
+                    if reason is None
+                    else None
+                )
+            else:
+                choice = (
+                    select_and_label(runner, state, training, selection)
+                    if ahead
+                    else None
+                )
+            in_flight.append(
+                recording.submit(_record, runner, state, training, scored, choice)
             )
-        runner.record(state, result)
-        if reason is not None:
-            runner.finish(state, reason)
-            return state
+            if choice is None:
+                break
+            labeled, n_labeled = choice.next_labeled, choice.n_labeled
+            previous = training.answer.model
+            round_index += 1
+        for recorded in in_flight:
+            recorded.result()  # raises what a scoring or recording raised
+    reason = stop_reason(parameters, state, n_labeled + step)
+    assert reason is not None  # noqa: S101 (the loop ends only at a stop)
+    runner.finish(state, reason)
+    return state
+
+
+def _submit(pool: ThreadPoolExecutor, task_function: Any, *args: Any) -> Future[Any]:
+    """Run a task on ``pool`` inside this flow run's context."""
+    return pool.submit(contextvars.copy_context().run, task_function, *args)
+
+
+def _raise_failures(in_flight: list[Future[None]], wait: bool = False) -> None:
+    """Raise the error of a failed scoring or recording, if one has failed."""
+    for recorded in in_flight:
+        if wait or recorded.done():
+            recorded.result()
+
+
+def _record(
+    runner: ExperimentRunner,
+    state: RunState,
+    training: Training,
+    scored: Future[Evaluation],
+    choice: Choice | None,
+) -> None:
+    runner.record(state, runner.result(training, scored.result(), choice))
 
 
 def run_baseline(
@@ -160,7 +239,7 @@ def run_baseline(
     state = runner.start("baseline", run_key, parameters)
     if state.finished:
         return state
-    result = train_and_evaluate(
+    training = train(
         runner,
         state,
         0,
@@ -169,7 +248,7 @@ def run_baseline(
         parameters.seed,
         parameters.params,
     )
-    runner.record(state, result)
+    runner.record(state, runner.result(training, evaluate(runner, state, training)))
     runner.finish(state, "trained on the whole pool")
     return state
 

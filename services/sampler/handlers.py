@@ -18,6 +18,7 @@ from services.platform import models
 from services.platform.datasets import DatasetStore
 from services.platform.errors import CommandRefusedError
 from services.platform.objectstore import ObjectStore
+from services.platform.timing import StepTimer
 from services.sampler.errors import EmptyPoolError
 from services.sampler.settings import SamplerSettings
 from services.sampler.strategies import UnlabeledPool, get_strategy
@@ -38,8 +39,10 @@ class Sampler:
     def __call__(self, command: SelectBatch) -> BatchSelected:
         """Answer one command."""
         strategy = get_strategy(command.strategy)
-        dataset = self.datasets.load(command.dataset)
-        labeled = self.datasets.get_rows(command.labeled)
+        timer = StepTimer()
+        with timer.step("load"):
+            dataset = self.datasets.load(command.dataset)
+            labeled = self.datasets.get_rows(command.labeled)
         pool_rows = dataset.split["pool"]
         outside = np.setdiff1d(labeled, pool_rows)
         if outside.size:
@@ -54,7 +57,8 @@ class Sampler:
 
         scorer = None
         if strategy.needs_model:
-            model = models.from_bytes(self.objects.get(command.model))
+            with timer.step("load"):
+                model = models.from_bytes(self.objects.get(command.model))
             scorer = models.CatBoostScorer(
                 model, dataset.categorical_features, self.settings.thread_count
             )
@@ -64,8 +68,10 @@ class Sampler:
             model=scorer,
             chunk_rows=self.settings.chunk_rows,
         )
-        selected = strategy.select(pool, command.batch_size, command.seed)
-        selection = self.datasets.put_rows(selected)
+        with timer.step("select"):
+            selected = strategy.select(pool, command.batch_size, command.seed)
+        with timer.step("store"):
+            selection = self.datasets.put_rows(selected)
         logger.info(
             "selected correlation_id=%s round=%s strategy=%s batch=%s pool=%s",
             command.correlation_id,
@@ -81,4 +87,5 @@ class Sampler:
             strategy=command.strategy,
             selection=selection,
             batch_size=len(selected),
+            timings=timer.seconds,
         )

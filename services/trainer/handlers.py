@@ -2,8 +2,10 @@
 
 Consumes ``trainer.commands``; answers on ``trainer.events`` with
 ``ModelTrained`` (or ``TrainingFailed``). The model goes to the models
-bucket; params, metrics, fit time and the model go to MLflow, registered
-under one model name per experiment.
+bucket; the round's MLflow run gets its params, fit time and tree count.
+The evaluator logs the model itself into that run and registers it, once
+it has scores to register it with: that keeps the slow model logging out of
+the trainer, which every round waits for.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from services.platform import models
 from services.platform.datasets import DatasetStore
 from services.platform.errors import CommandRefusedError
 from services.platform.objectstore import ObjectStore, safe_key
+from services.platform.timing import StepTimer
 from services.platform.tracking import (
     COMMAND_TAG,
     CORRELATION_TAG,
@@ -28,9 +31,6 @@ from services.platform.tracking import (
 from services.trainer.settings import TrainerSettings
 
 logger = logging.getLogger(__name__)
-
-# Listing requirements explicitly spares MLflow inferring them (5-6 s a model).
-_PIP_REQUIREMENTS = ["catboost", "numpy", "pandas"]
 
 
 class Trainer:
@@ -50,36 +50,41 @@ class Trainer:
 
     def __call__(self, command: TrainModel) -> ModelTrained:
         """Answer one command."""
-        dataset = self.datasets.load(command.dataset)
-        labeled = self.datasets.get_rows(command.labeled)
-        _check_rows(labeled, dataset.n_rows)
-        labels = np.asarray(dataset.labels[labeled])
-        _check_classes(labels, dataset.class_names)
-
+        timer = StepTimer()
+        with timer.step("load"):
+            dataset = self.datasets.load(command.dataset)
+            labeled = self.datasets.get_rows(command.labeled)
+            _check_rows(labeled, dataset.n_rows)
+            labels = np.asarray(dataset.labels[labeled])
+            _check_classes(labels, dataset.class_names)
+            pool = models.make_pool(
+                np.asarray(dataset.features[labeled]),
+                dataset.categorical_features,
+                labels,
+            )
+            init_model = (
+                models.from_bytes(self.objects.get(command.init_model))
+                if command.init_model
+                else None
+            )
         model = models.new_classifier(
             command.params, dataset.n_classes, command.seed, self.settings.thread_count
         )
-        pool = models.make_pool(
-            np.asarray(dataset.features[labeled]), dataset.categorical_features, labels
-        )
-        init_model = (
-            models.from_bytes(self.objects.get(command.init_model))
-            if command.init_model
-            else None
-        )
-        started = time.perf_counter()
-        model.fit(pool, init_model=init_model)
-        fit_seconds = time.perf_counter() - started
+        with timer.step("fit"):
+            model.fit(pool, init_model=init_model)
+        fit_seconds = timer.seconds["fit"]
 
         key = safe_key(
             command.experiment,
             str(command.correlation_id),
             f"round-{command.round:04d}-{command.message_id}.cbm",
         )
-        model_ref = self.objects.put(
-            self.settings.s3.models_bucket, key, models.to_bytes(model)
-        )
-        run_id = self._log(command, model, fit_seconds, len(labeled))
+        with timer.step("store"):
+            model_ref = self.objects.put(
+                self.settings.s3.models_bucket, key, models.to_bytes(model)
+            )
+        with timer.step("log"):
+            run_id = self._log(command, model, fit_seconds, len(labeled))
         logger.info(
             "trained correlation_id=%s round=%s labeled=%s fit_seconds=%.2f",
             command.correlation_id,
@@ -95,12 +100,12 @@ class Trainer:
             mlflow_run_id=run_id,
             n_labeled=len(labeled),
             fit_seconds=fit_seconds,
+            timings=timer.seconds,
         )
 
     def _log(
         self, command: TrainModel, model: Any, fit_seconds: float, n_labeled: int
     ) -> str:
-        import mlflow
         from mlflow.entities import Metric, Param
 
         experiment_id = self.tracking.experiment_id(command.experiment)
@@ -133,13 +138,6 @@ class Trainer:
                 Metric("tree_count", model.tree_count_, now, command.round),
             ],
         )
-        with mlflow.start_run(run_id=run_id):
-            mlflow.catboost.log_model(
-                model,
-                name="model",
-                registered_model_name=command.experiment,
-                pip_requirements=_PIP_REQUIREMENTS,
-            )
         return run_id
 
 

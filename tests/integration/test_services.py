@@ -98,9 +98,6 @@ def test_trainer_stores_the_model_and_logs_the_run(
 
     model_bytes = platform.objects.get(answer.model)  # checked against its SHA-256
     run = _mlflow(platform).get_run(answer.mlflow_run_id)
-    versions = _mlflow(platform).search_model_versions(
-        f"run_id = '{answer.mlflow_run_id}'"
-    )
 
     assert answer.causation_id == command.message_id
     assert answer.n_labeled == 57
@@ -109,7 +106,7 @@ def test_trainer_stores_the_model_and_logs_the_run(
     assert run.data.params["dataset_id"] == platform.dataset.dataset_id
     assert run.data.metrics["fit_seconds"] == pytest.approx(answer.fit_seconds)
     assert run.data.tags["platform.command_id"] == str(command.message_id)
-    assert [v.name for v in versions] == [platform.experiment]
+    assert set(answer.timings) == {"load", "fit", "store", "log"}
 
 
 def test_evaluator_scores_both_splits_and_logs_metrics_and_confusion_matrix(
@@ -136,6 +133,7 @@ def test_evaluator_scores_both_splits_and_logs_metrics_and_confusion_matrix(
         a.path for a in client.list_artifacts(model.mlflow_run_id, "evaluation")
     }
     best = client.get_model_version_by_alias(platform.experiment, "best")
+    versions = client.search_model_versions(f"run_id = '{model.mlflow_run_id}'")
     assert (answer.validation.n_rows, answer.test.n_rows) == (288, 360)
     assert 0.5 < answer.test.accuracy <= 1.0
     assert np.asarray(report["test"]["confusion_matrix"]).sum() == 360
@@ -147,6 +145,8 @@ def test_evaluator_scores_both_splits_and_logs_metrics_and_confusion_matrix(
     assert "evaluation/confusion_matrix_test.png" in artifacts
     assert "evaluation/report.json" in artifacts
     assert best.run_id == model.mlflow_run_id
+    assert [v.name for v in versions] == [platform.experiment]
+    assert {"predict", "log", "register"} <= set(answer.timings)
 
 
 @pytest.mark.parametrize("strategy", ["entropy", "margin", "least_confident", "random"])
