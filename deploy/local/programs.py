@@ -193,7 +193,7 @@ def _service(name: str, settings: LocalStackSettings) -> Program:
         environment["ORCHESTRATOR_SCHEDULES_ACTIVE"] = "false"
     if name == "trainer":
         # Replicas on one machine split its cores between their fits.
-        threads = max(1, (os.cpu_count() or 1) // replicas)
+        threads = settings.trainer_threads or max(1, (os.cpu_count() or 1) // replicas)
         environment["TRAINER_THREAD_COUNT"] = str(threads)
     return Program(
         name=name,

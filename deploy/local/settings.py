@@ -31,6 +31,13 @@ class LocalStackSettings(BaseSettings):
     # internal and take consecutive ports from this base.
     objectstore_internal_port_base: Port = Field(default=19330, ge=1024, le=32758)
     trainers: int = Field(default=1, ge=1, le=16, description="Trainer replicas.")
+    trainer_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="CatBoost threads per trainer; unset, the replicas split "
+        "the machine's cores.",
+    )
     broker_storage: Literal["s3", "memory"] = Field(
         default="s3",
         description=(

@@ -215,6 +215,32 @@ class LocalStack:
                 )
         return statuses
 
+    def stop_process(self, process_name: str) -> None:
+        """Stop one process (e.g. ``trainer-1``) gracefully; the rest run on."""
+        self._rpc().supervisor.stopProcess(self._full_name(process_name), True)
+
+    def start_process(self, process_name: str, wait: bool = True) -> None:
+        """Start one process unless it runs already.
+
+        With ``wait``, return once supervisor sees it running (not yet probed:
+        :meth:`status` says when it is healthy).
+        """
+        try:
+            self._rpc().supervisor.startProcess(self._full_name(process_name), wait)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" not in fault.faultString:
+                raise
+
+    def kill_process(self, process_name: str) -> None:
+        """SIGKILL one process, as a crash would; supervisor restarts it."""
+        self._rpc().supervisor.signalProcess(self._full_name(process_name), "KILL")
+
+    def _full_name(self, process_name: str) -> str:
+        for program in self.programs():
+            if process_name in program.process_names:
+                return f"{program.name}:{process_name}"
+        raise StackError(f"no process {process_name!r} in this stack")
+
     # -- stages ----------------------------------------------------------------
 
     def _start(self, *programs: Program) -> None:
