@@ -97,9 +97,8 @@ benchmark: up ## Run strategies x 5 seeds (random included) and compare them
 	@MODE=$(MODE) deploy/stack.sh cli benchmark $(ARGS)
 
 .PHONY: bench
-bench: $(INSTALLED) ## Run the benchmarks under benchmarks/ and rewrite their result tables
-	$(BIN)/python -m benchmarks.sampler_memory
-	$(BIN)/python -m benchmarks.messaging
+bench: $(INSTALLED) ## Run the benchmarks under benchmarks/ (about 25 min) and rewrite their tables
+	$(BIN)/python -m benchmarks
 
 .PHONY: mlflow-ui
 mlflow-ui: ## Print the MLflow UI address
