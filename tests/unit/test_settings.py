@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from services.evaluator.settings import EvaluatorSettings
@@ -130,3 +132,38 @@ def test_unknown_deployment_names_the_variable(monkeypatch: pytest.MonkeyPatch) 
         ConfigurationError, match="PLATFORM_DEPLOYMENT: Input should be"
     ):
         load_settings(TrainerSettings)
+
+
+# What a committed credential looks like: a private key, a cloud access key id,
+# or a secret-named variable given a literal value.
+_CREDENTIAL = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
+    r"|^\s*[A-Z0-9_]*(?:SECRET|PASSWORD)[A-Z0-9_]*\s*[=:]\s*[\"']?(?![\"'$<{]|change-me)"
+    r"[^\s\"'#]{6,}",
+    re.MULTILINE,
+)
+
+
+def test_no_file_in_the_repository_holds_a_credential() -> None:
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    found = []
+    for name in tracked:
+        path = root / name
+        if not path.is_file() or path.stat().st_size > 1_000_000:
+            continue
+        text = path.read_text(errors="ignore")
+        found.extend(f"{name}: {m.group(0)[:40]}" for m in _CREDENTIAL.finditer(text))
+
+    assert len(tracked) > 50
+    assert found == []
