@@ -42,6 +42,14 @@ class KafkaSettings(BaseSettings):
     # A member that does not poll for this long is dropped from its group. The
     # worker keeps polling while a handler runs, so a long fit does not count.
     max_poll_interval_ms: int = Field(default=300_000, ge=1000, le=3_600_000)
+    group_stall_s: float = Field(
+        default=30.0,
+        ge=5,
+        le=3600,
+        description="How long a service's consumer may go without partitions of "
+        "its topic, or without its group coordinator answering a heartbeat, "
+        "before it leaves the group and joins it again with a new consumer.",
+    )
     retry_timeout_s: float = Field(
         default=60.0,
         gt=0,

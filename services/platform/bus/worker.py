@@ -22,6 +22,9 @@ Delivery is at least once, handling is once in effect:
 - :meth:`CommandWorker.stop` (SIGTERM) lets the running handler finish
   within a grace period; past it the command is abandoned uncommitted. Then
   the consumer leaves its group.
+- A consumer left without partitions, or without a group coordinator, for
+  ``KAFKA_GROUP_STALL_S`` after a broker outage is replaced by a new one,
+  which joins the group afresh (see :meth:`CommandWorker._stalled`).
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ POLL_TIMEOUT_MS = 200
 # Broker and ledger calls are retried this long before the worker gives up
 # and stops with the record uncommitted.
 INFRASTRUCTURE_RETRY_S = 60.0
+# A member with no partitions may be a replica beyond the partition count:
+# it rejoins ever less often, up to this interval.
+MAX_REJOIN_INTERVAL_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,9 @@ class CommandWorker:
         self._producer: Any = None
         self.assignments = 0
         self.revocations = 0
+        self.rejoins = 0
+        self._unassigned_since: float | None = time.monotonic()
+        self._stall_s = kafka.group_stall_s
 
     def stop(self) -> None:
         """Ask the worker to stop after the command in hand (or its grace)."""
@@ -151,6 +160,9 @@ class CommandWorker:
                 for partition, records in batches.items():
                     for record in records:
                         self._process(partition, record)
+                stalled = self._stalled()
+                if stalled and not self._stop.is_set():
+                    self._rejoin(stalled)
         finally:
             if self._readiness is not None:
                 self._readiness.clear()
@@ -439,6 +451,59 @@ class CommandWorker:
         consumer.subscribe([kafka.physical(self.topic)], listener=_Listener())
         return consumer
 
+    def _stalled(self) -> str | None:
+        """Return why this member seems cut off from its group, or None.
+
+        Warning:
+            After a broker outage kafka-python (3.0) can be left for good
+            with an empty assignment (the group leader assigned while the
+            broker could not list the topic's partitions, and nothing makes
+            it assign again) or without a group coordinator (it then spins,
+            fetching nothing). The second is not visible through its public
+            API: this reads the heartbeat clock of the consumer's
+            coordinator, and stays off if a later release renames it.
+        """
+        now = time.monotonic()
+        since = self._unassigned_since
+        if since is not None and now - since > self._stall_s:
+            partitions = self._consumer.partitions_for_topic(
+                self._kafka.physical(self.topic)
+            )
+            if partitions:
+                return (
+                    f"no partitions assigned for {self._stall_s:g} s although "
+                    f"the topic has {len(partitions)}"
+                )
+        heartbeat = getattr(
+            getattr(self._consumer, "_coordinator", None), "heartbeat", None
+        )
+        last_answer = max(
+            getattr(heartbeat, "last_receive", now),
+            getattr(heartbeat, "last_reset", now),
+        )
+        if now - last_answer > self._stall_s:
+            return (
+                "no heartbeat answered by the group coordinator for "
+                f"{self._stall_s:g} s"
+            )
+        return None
+
+    def _rejoin(self, reason: str) -> None:
+        """Replace the consumer by a new one, which joins the group afresh."""
+        logger.warning(
+            "rejoining group=%s topic=%s with a new consumer: %s",
+            self.group_id,
+            self.topic,
+            reason,
+        )
+        self.rejoins += 1
+        self._consumer.close()
+        self._consumer = self._make_consumer()
+        self._unassigned_since = time.monotonic()
+        # A replica beyond the partition count has none by design: it tries
+        # again ever less often instead of making the group rebalance often.
+        self._stall_s = min(self._stall_s * 2, MAX_REJOIN_INTERVAL_S)
+
     def _on_revoked(self, revoked: set[Any]) -> None:
         if revoked:
             self.revocations += 1
@@ -462,6 +527,11 @@ class CommandWorker:
     def _on_assigned(self, assigned: set[Any]) -> None:
         self.assignments += 1
         logger.info("assigned partitions=%s", sorted(p.partition for p in assigned))
+        if assigned:
+            self._unassigned_since = None
+            self._stall_s = self._kafka.group_stall_s
+        elif self._unassigned_since is None:
+            self._unassigned_since = time.monotonic()
         if self._in_flight is not None and assigned:
             self._consumer.pause(*assigned)
 
