@@ -73,15 +73,11 @@ def run_loop(
     for round_index in range(parameters.rounds):
         timer = StepTimer()
         warm = parameters.warm_start and previous is not None
-        params = (
-            parameters.params.model_copy(
-                update={"iterations": parameters.warm_start_iterations}
-            )
-            if warm
-            else parameters.params
-        )
         model = models.new_classifier(
-            params, dataset.n_classes, parameters.seed, threads.fit
+            parameters.round_params(warm),
+            dataset.n_classes,
+            parameters.seed,
+            threads.fit,
         )
         with timer.step("fit"):
             model.fit(

@@ -49,7 +49,7 @@ def run(seed: int, extra: int | None) -> dict[str, Any]:
         seed=seed,
         params=PARAMS,
         warm_start=extra is not None,
-        warm_start_iterations=extra or 50,
+        warm_start_iterations=extra,
     )
     started = time.perf_counter()
     rounds = run_loop(digits(), parameters, Threads(fit=os.cpu_count() or 1))

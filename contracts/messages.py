@@ -156,6 +156,13 @@ class EvaluateModel(Command):
         pattern=r"^[0-9a-f]{32}$",
         description="MLflow run to log the scores into.",
     )
+    register_model: bool = Field(
+        default=True,
+        description="Also log the model into its MLflow run, with pictures of "
+        "its confusion matrices, and register it under the experiment's name. "
+        "Flows ask it for a run's final model only; every round's model stays "
+        "in the object store.",
+    )
 
 
 class ModelEvaluated(Event):

@@ -3,10 +3,14 @@
 Consumes ``evaluator.commands``; answers on ``evaluator.events`` with
 ``ModelEvaluated`` (or ``EvaluationFailed``). The full report (confusion
 matrices and per-class scores) goes to the reports bucket; metrics (stepped
-by round), the confusion matrix as a picture and as JSON, and the model
-itself go to the model's MLflow run, and the model is registered under the
-experiment's name. The registered model version with the best validation
-accuracy so far carries the alias ``best``.
+by round) and the report as JSON go to the model's MLflow run. When the
+command asks to register the model (flows do for a run's final model), the
+confusion matrices as pictures and the model itself go to that run too, and
+the model is registered under the experiment's name; the registered model
+version with the best validation accuracy so far carries the alias ``best``.
+Registering takes several MLflow requests and uploads, and CPU that the
+fits running beside it would otherwise have, which is why flows leave it out
+of the rounds before the last.
 """
 
 from __future__ import annotations
@@ -83,8 +87,10 @@ class Evaluator:
         validation, test = scores["validation"][0], scores["test"][0]
         if command.mlflow_run_id:
             with timer.step("log"):
-                self._log(command, validation, test, report, dataset.class_names)
+                self._log(command, validation, test, report)
+        if command.mlflow_run_id and command.register_model:
             with timer.step("register"):
+                self._log_figures(command, report, dataset.class_names)
                 self._register(command.experiment, command.mlflow_run_id, model)
                 self._promote_if_best(
                     command.experiment, command.mlflow_run_id, validation.accuracy
@@ -114,13 +120,20 @@ class Evaluator:
         validation: SplitMetrics,
         test: SplitMetrics,
         report: dict[str, Any],
-        class_names: list[str],
     ) -> None:
         run_id = command.mlflow_run_id
         assert run_id is not None  # noqa: S101 (checked by the caller)
         client = self.tracking.client
         client.log_batch(run_id, metrics=split_metrics(validation, test, command.round))
         client.log_dict(run_id, report, "evaluation/report.json")
+        # The trainer opened the round's run; its scores are the last thing
+        # logged into it (registering resumes it, and ends it again).
+        client.set_terminated(run_id, "FINISHED")
+
+    def _log_figures(
+        self, command: EvaluateModel, report: dict[str, Any], class_names: list[str]
+    ) -> None:
+        client = self.tracking.client
         for split in ("validation", "test"):
             figure = confusion_figure(
                 np.asarray(report[split]["confusion_matrix"]),
@@ -128,7 +141,9 @@ class Evaluator:
                 f"{split}, round {command.round}, {command.n_labeled} labels",
             )
             client.log_figure(
-                run_id, figure, f"evaluation/confusion_matrix_{split}.png"
+                command.mlflow_run_id,
+                figure,
+                f"evaluation/confusion_matrix_{split}.png",
             )
             close_figure(figure)
 

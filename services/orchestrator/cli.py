@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--min-improvement", type=float, default=0.0)
             command.add_argument("--label-budget", type=int)
             command.add_argument("--warm-start", action="store_true")
+            command.add_argument(
+                "--warm-start-iterations",
+                type=int,
+                help="extra trees per warm round (default: half of --iterations)",
+            )
         else:
             default = "entropy,margin,least_confident"
             if name == "benchmark":
@@ -148,6 +153,7 @@ def _plan(args: argparse.Namespace) -> list[Planned]:
             if args.command == "run-al":
                 values.update(
                     warm_start=args.warm_start,
+                    warm_start_iterations=args.warm_start_iterations,
                     patience=args.patience,
                     min_improvement=args.min_improvement,
                     label_budget=args.label_budget,

@@ -306,21 +306,64 @@ class ExperimentRunner:
         timings.update(_prefixed("trainer", trained.timings))
         return Training(round_index, n_labeled, labeled, trained, timings)
 
-    def evaluate(self, state: RunState, training: Training) -> Evaluation:
-        """Command the evaluator to score a trained model; return its answer."""
-        started = time.perf_counter()
-        evaluated = self.platform.client.request(
-            EvaluateModel(
-                **self._envelope(state, training.round, "evaluate"),
-                experiment=self._experiment(state.kind),
-                round=training.round,
-                dataset=state.dataset,
-                model=training.answer.model,
-                n_labeled=training.n_labeled,
-                mlflow_run_id=training.answer.mlflow_run_id,
-            ),
-            timeout_s=self.timeout_s,
+    def evaluate(
+        self, state: RunState, training: Training, register_model: bool
+    ) -> Evaluation:
+        """Command the evaluator to score a trained model; return its answer.
+
+        Args:
+            register_model: the model is the run's final one: log it into
+                MLflow and register it.
+        """
+        return self._evaluate(
+            state,
+            training.round,
+            "evaluate",
+            training.answer.model,
+            training.n_labeled,
+            training.answer.mlflow_run_id,
+            register_model,
         )
+
+    def register(self, state: RunState, result: RoundResult) -> Evaluation:
+        """Register a recorded round's model once a score has made it the final one.
+
+        Idempotent: the command's id is the round's, so a second call is
+        answered from the evaluator's ledger, and the evaluator registers a
+        run's model once.
+        """
+        return self._evaluate(
+            state,
+            result.round,
+            "register",
+            result.model,
+            result.n_labeled,
+            result.mlflow_run_id,
+            register_model=True,
+        )
+
+    def _evaluate(
+        self,
+        state: RunState,
+        round_index: int,
+        step: str,
+        model: ObjectRef,
+        n_labeled: int,
+        mlflow_run_id: str,
+        register_model: bool,
+    ) -> Evaluation:
+        started = time.perf_counter()
+        command = EvaluateModel(
+            **self._envelope(state, round_index, step),
+            experiment=self._experiment(state.kind),
+            round=round_index,
+            dataset=state.dataset,
+            model=model,
+            n_labeled=n_labeled,
+            mlflow_run_id=mlflow_run_id,
+            register_model=register_model,
+        )
+        evaluated = self.platform.client.request(command, timeout_s=self.timeout_s)
         assert isinstance(evaluated, ModelEvaluated)  # noqa: S101 (same)
         timings = {"evaluate_request": time.perf_counter() - started}
         timings.update(_prefixed("evaluator", evaluated.timings))

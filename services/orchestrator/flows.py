@@ -92,10 +92,10 @@ def train(
     cache_policy=NO_CACHE,
 )
 def evaluate(
-    runner: ExperimentRunner, state: RunState, training: Training
+    runner: ExperimentRunner, state: RunState, training: Training, final: bool
 ) -> Evaluation:
-    """Command the evaluator to score one round's model."""
-    evaluation = runner.evaluate(state, training)
+    """Command the evaluator to score one round's model (and register a final one)."""
+    evaluation = runner.evaluate(state, training, register_model=final)
     get_run_logger().info(
         "round %s: %s labels, validation accuracy %.4f, test accuracy %.4f",
         training.round,
@@ -104,6 +104,18 @@ def evaluate(
         evaluation.answer.test.accuracy,
     )
     return evaluation
+
+
+@task(
+    name="register",
+    task_run_name="round {result.round}: register the final model",
+    cache_policy=NO_CACHE,
+)
+def register_model(
+    runner: ExperimentRunner, state: RunState, result: RoundResult
+) -> None:
+    """Command the evaluator to register a run's final model, once it is known."""
+    runner.register(state, result)
 
 
 @task(
@@ -137,10 +149,17 @@ def run_active_learning(
         return state
     step = parameters.step_size(state.pool_size)
     selection = Selection(parameters.strategy, step, parameters.seed)
+    if state.rounds and state.rounds[-1].next_labeled is None:
+        # Stopped after recording its last round, before marking the run
+        # finished: only the registration may be missing.
+        last = state.rounds[-1]
+        register_model(runner, state, last)
+        reason = stop_reason(parameters, state, last.n_labeled + step)
+        assert reason is not None  # noqa: S101 (a round without selection is last)
+        runner.finish(state, reason)
+        return state
     if state.rounds:
         last = state.rounds[-1]
-        # An unfinished run's last round was recorded after its selection.
-        assert last.next_labeled is not None  # noqa: S101
         labeled = last.next_labeled
         n_labeled = last.n_next_labeled or last.n_labeled + step
     else:
@@ -158,13 +177,6 @@ def run_active_learning(
         while True:
             _raise_failures(in_flight)
             warm = parameters.warm_start and previous is not None
-            params = (
-                parameters.params.model_copy(
-                    update={"iterations": parameters.warm_start_iterations}
-                )
-                if warm
-                else parameters.params
-            )
             training = train(
                 runner,
                 state,
@@ -172,22 +184,25 @@ def run_active_learning(
                 labeled,
                 n_labeled,
                 parameters.seed,
-                params,
+                parameters.round_params(warm),
                 previous if warm else None,
             )
-            scored = _submit(scoring, evaluate, runner, state, training)
             ahead = selection_needed(parameters, round_index + 1, n_labeled + step)
+            # The run's final model is registered; the last round is known
+            # before its score unless a patience rule decides from the score.
+            final = ahead is False
+            scored = _submit(scoring, evaluate, runner, state, training, final)
             if ahead is None:
                 # Only this round's score, with every earlier round recorded,
                 # can say whether the run goes on.
                 _raise_failures(in_flight, wait=True)
                 result = runner.result(training, scored.result())
                 reason = stop_reason(parameters, _with(state, result), n_labeled + step)
-                choice = (
-                    select_and_label(runner, state, training, selection)
-                    if reason is None
-                    else None
-                )
+                if reason is None:
+                    choice = select_and_label(runner, state, training, selection)
+                else:
+                    choice = None
+                    register_model(runner, state, result)
             else:
                 choice = (
                     select_and_label(runner, state, training, selection)
@@ -248,7 +263,9 @@ def run_baseline(
         parameters.seed,
         parameters.params,
     )
-    runner.record(state, runner.result(training, evaluate(runner, state, training)))
+    runner.record(
+        state, runner.result(training, evaluate(runner, state, training, True))
+    )
     runner.finish(state, "trained on the whole pool")
     return state
 
@@ -282,7 +299,7 @@ def active_learning(
     dataset: str = "digits",
     run_key: str | None = None,
     warm_start: bool = False,
-    warm_start_iterations: int = 50,
+    warm_start_iterations: int | None = None,
     patience: int | None = None,
     min_improvement: float = 0.0,
     label_budget: int | None = None,

@@ -57,8 +57,13 @@ class ActiveLearningParameters(BaseModel):
         default=False,
         description="Continue each round from the previous round's model.",
     )
-    warm_start_iterations: int = Field(
-        default=50, ge=1, le=100_000, description="Extra trees per warm round."
+    warm_start_iterations: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Extra trees per warm round; unset, half a cold fit's trees: "
+        "the fewest measured to keep the learning curve of cold retraining "
+        "(benchmarks/results/warm_start.md).",
     )
     patience: int | None = Field(
         default=None,
@@ -89,6 +94,13 @@ class ActiveLearningParameters(BaseModel):
     def step_size(self, pool_size: int) -> int:
         """Return how many rows each round adds."""
         return max(1, round(self.step_fraction * pool_size))
+
+    def round_params(self, warm: bool) -> CatBoostParams:
+        """Return the CatBoost parameters of a round, warm-started or not."""
+        if not warm:
+            return self.params
+        extra = self.warm_start_iterations or max(1, self.params.iterations // 2)
+        return self.params.model_copy(update={"iterations": extra})
 
     def check_pool(self, pool_size: int) -> None:
         """Refuse a plan that needs more labels than the pool holds."""

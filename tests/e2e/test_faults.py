@@ -58,7 +58,7 @@ from tests.fault_harness import (
     Flow,
     LogWatch,
     answered,
-    assert_one_run_and_version_per_round,
+    assert_one_run_per_round_and_one_version,
     assert_same_results,
     final_state,
     kill,
@@ -68,13 +68,13 @@ from tests.fault_harness import (
     stop,
 )
 
-# Each fit takes one to two seconds on one core: long enough to kill a
+# Each fit takes two to five seconds on one core: long enough to kill a
 # trainer in the middle of it, short enough for the module to stay quick.
 PARAMETERS: dict[str, Any] = {
     "strategy": "margin",
     "rounds": 3,
     "seed": 42,
-    "params": {"iterations": 200, "learning_rate": 0.3},
+    "params": {"iterations": 600, "learning_rate": 0.3},
 }
 TRAINERS = ("trainer-0", "trainer-1")
 SERVICES = (*TRAINERS, "sampler", "evaluator")
@@ -159,7 +159,7 @@ def _finished_like_reference(
 ) -> RunState:
     state = final_state(stack_objects(stack), flow.run_key)
     assert_same_results(state, reference)
-    assert_one_run_and_version_per_round(
+    assert_one_run_per_round_and_one_version(
         stack.client_env()["MLFLOW_TRACKING_URI"], state
     )
     return state
@@ -196,8 +196,8 @@ def test_trainer_killed_mid_fit_is_replaced_and_nothing_is_trained_twice(
     fault_table.record(
         FAULTS[0],
         "the command was delivered again and trained once, by the surviving "
-        "or the restarted replica; one FINISHED MLflow run and one model "
-        "version per round; rows and scores identical",
+        "or the restarted replica; one FINISHED MLflow run per round and "
+        "one registered model version; rows and scores identical",
         "none",
     )
 
@@ -400,9 +400,9 @@ def test_mlflow_stopped_for_seconds_is_retried_and_the_flow_completes(
     fault_table.record(
         FAULTS[6],
         "the services retried with backoff, logging WARNINGs naming MLflow and "
-        "its address; flow completed; one FINISHED MLflow run and one model "
-        "version per round; rows and scores identical; a request with a 2 s "
-        "window failed naming MLflow",
+        "its address; flow completed; one FINISHED MLflow run per round and "
+        "one registered model version; rows and scores identical; a request "
+        "with a 2 s window failed naming MLflow",
         "none",
     )
 

@@ -106,7 +106,7 @@ def test_run_both_leaves_states_models_and_snapshots_in_the_store(
     assert [r.selection is not None for r in state.rounds] == [True, True, False]
 
 
-def test_run_both_logs_parent_and_child_runs_metrics_and_the_registered_model(
+def test_run_both_logs_every_round_and_registers_each_runs_final_model(
     local_stack: LocalStack, run_both
 ) -> None:
     from mlflow import MlflowClient
@@ -123,14 +123,27 @@ def test_run_both_logs_parent_and_child_runs_metrics_and_the_registered_model(
         filter_string=f"tags.`mlflow.parentRunId` = '{state.parent_run_id}'",
     )
     artifacts = {
-        a.path for a in client.list_artifacts(children[0].info.run_id, "evaluation")
+        int(run.data.tags["platform.round"]): {
+            a.path for a in client.list_artifacts(run.info.run_id, "evaluation")
+        }
+        for run in children
+    }
+    versions = {
+        int(run.data.tags["platform.round"]): len(
+            client.search_model_versions(f"run_id = '{run.info.run_id}'")
+        )
+        for run in children
     }
     best = client.get_model_version_by_alias("active-learning", "best")
 
     assert parent.info.status == "FINISHED"
     assert [m.step for m in history] == [57, 114, 171]
     assert len(children) == 3
-    assert "evaluation/confusion_matrix_test.png" in artifacts
+    # Every round's scores; the final model's pictures and registration only.
+    assert all("evaluation/report.json" in found for found in artifacts.values())
+    assert "evaluation/confusion_matrix_test.png" in artifacts[2]
+    assert "evaluation/confusion_matrix_test.png" not in artifacts[0]
+    assert versions == {0: 0, 1: 0, 2: 1}
     assert best.version
 
 
@@ -272,6 +285,46 @@ def test_interrupted_run_resumes_from_its_last_completed_round(
         filter_string=f"tags.`mlflow.parentRunId` = '{after.parent_run_id}'",
     )
     assert len(children) == 4, "a round was trained twice"
+
+
+def test_patience_stop_registers_the_model_of_the_round_it_stopped_at(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    key = f"patience-{os.urandom(3).hex()}"
+    # No round can improve validation accuracy by more than 1: the rule stops
+    # the run after its second round, which only its score can tell.
+    process = _cli(
+        local_stack,
+        [
+            "run-al",
+            "--rounds",
+            "5",
+            "--iterations",
+            "40",
+            "--patience",
+            "1",
+            "--min-improvement",
+            "1.0",
+            "--key",
+            key,
+            "--report-dir",
+            str(tmp_path),
+        ],
+    )
+    assert process.wait(timeout=600) == 0
+
+    state = read_state(stack_objects(local_stack), "reports", f"{key}-margin-seed42")
+    assert state is not None and state.finished
+    client = MlflowClient(local_stack.client_env()["MLFLOW_TRACKING_URI"])
+    versions = {
+        r.round: len(client.search_model_versions(f"run_id = '{r.mlflow_run_id}'"))
+        for r in state.rounds
+    }
+    assert state.stopped_reason is not None
+    assert "did not improve by more than 1.0 in 1 round(s)" in state.stopped_reason
+    assert versions == {0: 0, 1: 1}
 
 
 def _cli(stack: LocalStack, arguments: list[str]) -> subprocess.Popen[bytes]:

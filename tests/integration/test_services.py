@@ -149,6 +149,47 @@ def test_evaluator_scores_both_splits_and_logs_metrics_and_confusion_matrix(
     assert {"predict", "log", "register"} <= set(answer.timings)
 
 
+def test_evaluator_asked_not_to_register_logs_scores_but_no_model_or_pictures(
+    platform: Platform, labeled: np.ndarray
+) -> None:
+    train = TrainModel(
+        correlation_id=uuid.uuid4(),
+        producer="test",
+        experiment=platform.experiment,
+        round=1,
+        dataset=platform.dataset,
+        labeled=platform.datasets.put_rows(labeled),
+        params=FAST,
+        seed=7,
+    )
+    model = platform.client.request(train, timeout_s=TIMEOUT_S)
+    assert isinstance(model, ModelTrained)
+    evaluate = EvaluateModel(
+        correlation_id=train.correlation_id,
+        producer="test",
+        experiment=platform.experiment,
+        round=1,
+        dataset=platform.dataset,
+        model=model.model,
+        n_labeled=model.n_labeled,
+        mlflow_run_id=model.mlflow_run_id,
+        register_model=False,
+    )
+
+    answer = platform.client.request(evaluate, timeout_s=TIMEOUT_S)
+
+    client = _mlflow(platform)
+    run = client.get_run(model.mlflow_run_id)
+    artifacts = {
+        a.path for a in client.list_artifacts(model.mlflow_run_id, "evaluation")
+    }
+    assert run.data.metrics["test_accuracy"] == pytest.approx(answer.test.accuracy)
+    assert run.info.status == "FINISHED"
+    assert artifacts == {"evaluation/report.json"}
+    assert client.search_model_versions(f"run_id = '{model.mlflow_run_id}'") == []
+    assert "register" not in answer.timings
+
+
 @pytest.mark.parametrize("strategy", ["entropy", "margin", "least_confident", "random"])
 def test_sampler_selects_unlabeled_pool_rows(
     platform: Platform,

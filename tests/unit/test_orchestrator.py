@@ -170,3 +170,15 @@ def test_report_renders_markdown_and_html_with_the_table() -> None:
     assert "- margin, seed 0: completed all rounds" in markdown
     assert "<th>strategy</th>" in page and "<td>margin</td>" in page
     assert page.count("<table>") == page.count("</table>") == 1
+
+
+def test_warm_round_adds_half_the_trees_unless_told_how_many() -> None:
+    half = ActiveLearningParameters(warm_start=True, params={"iterations": 200})
+    told = ActiveLearningParameters(
+        warm_start=True, warm_start_iterations=30, params={"iterations": 200}
+    )
+
+    assert half.round_params(warm=False).iterations == 200
+    assert half.round_params(warm=True).iterations == 100
+    assert told.round_params(warm=True).iterations == 30
+    assert told.round_params(warm=True).depth == told.params.depth
