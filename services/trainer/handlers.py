@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -70,9 +71,20 @@ class Trainer:
         model = models.new_classifier(
             command.params, dataset.n_classes, command.seed, self.settings.thread_count
         )
-        with timer.step("fit"):
-            model.fit(pool, init_model=init_model)
-        fit_seconds = timer.seconds["fit"]
+        # The round's MLflow run is opened while the model fits: those are
+        # requests to a server, not work for this process's cores.
+        with ThreadPoolExecutor(1, "mlflow-run") as background:
+            opening = background.submit(self._open_run, command)
+            try:
+                with timer.step("fit"):
+                    model.fit(pool, init_model=init_model)
+            except BaseException:
+                # No run for a fit that failed; a retry opens its own.
+                background.submit(self._close_unused, opening)
+                raise
+            fit_seconds = timer.seconds["fit"]
+            with timer.step("log"):
+                run_id = opening.result()
 
         key = safe_key(
             command.experiment,
@@ -84,7 +96,7 @@ class Trainer:
                 self.settings.s3.models_bucket, key, models.to_bytes(model)
             )
         with timer.step("log"):
-            run_id = self._log(command, model, fit_seconds, len(labeled))
+            self._log(command, run_id, model, fit_seconds, len(labeled))
         logger.info(
             "trained correlation_id=%s round=%s labeled=%s fit_seconds=%.2f",
             command.correlation_id,
@@ -103,11 +115,8 @@ class Trainer:
             timings=timer.seconds,
         )
 
-    def _log(
-        self, command: TrainModel, model: Any, fit_seconds: float, n_labeled: int
-    ) -> str:
-        from mlflow.entities import Metric, Param
-
+    def _open_run(self, command: TrainModel) -> str:
+        """Create the round's MLflow run, removing one an interrupted attempt left."""
         experiment_id = self.tracking.experiment_id(command.experiment)
         self.tracking.discard_partial_runs(experiment_id, str(command.message_id))
         tags = {
@@ -118,9 +127,26 @@ class Trainer:
         }
         if command.parent_run_id:
             tags["mlflow.parentRunId"] = command.parent_run_id
-        client = self.tracking.client
-        run = client.create_run(experiment_id, tags=tags)
-        run_id: str = run.info.run_id
+        run = self.tracking.client.create_run(experiment_id, tags=tags)
+        return str(run.info.run_id)
+
+    def _close_unused(self, opening: Future[str]) -> None:
+        """Delete the run opened for a fit that failed."""
+        try:
+            self.tracking.client.delete_run(opening.result())
+        except Exception as exc:  # noqa: BLE001 (the fit's error is the one raised)
+            logger.warning("left the MLflow run of a failed fit: %s", exc)
+
+    def _log(
+        self,
+        command: TrainModel,
+        run_id: str,
+        model: Any,
+        fit_seconds: float,
+        n_labeled: int,
+    ) -> None:
+        from mlflow.entities import Metric, Param
+
         params = {
             **command.params.model_dump(),
             "seed": command.seed,
@@ -129,7 +155,7 @@ class Trainer:
             "warm_start": command.init_model is not None,
         }
         now = int(time.time() * 1000)
-        client.log_batch(
+        self.tracking.client.log_batch(
             run_id,
             params=[Param(k, str(v)) for k, v in params.items()],
             metrics=[
@@ -138,7 +164,6 @@ class Trainer:
                 Metric("tree_count", model.tree_count_, now, command.round),
             ],
         )
-        return run_id
 
 
 def _check_rows(rows: np.ndarray, n_rows: int) -> None:
