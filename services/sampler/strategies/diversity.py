@@ -11,8 +11,6 @@ import warnings
 from typing import ClassVar
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from services.sampler.strategies.base import UnlabeledPool, register
 from services.sampler.strategies.uncertainty import MarginStrategy, top_scored_rows
@@ -58,6 +56,11 @@ class MarginKMeansStrategy(MarginStrategy):
         self, features: np.ndarray, n_clusters: int, seed: int
     ) -> np.ndarray:
         """Return the positions of the row nearest each centroid, ascending."""
+        # Imported here: the strategy registry is also read by the flows to
+        # validate parameters, which should not pay for scikit-learn.
+        from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
+
         with warnings.catch_warnings():
             # Repeated feature vectors can yield fewer distinct clusters than
             # asked for; the caller fills the batch up, so the warning is noise.
