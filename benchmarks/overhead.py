@@ -69,7 +69,7 @@ _PARTS = {
         "sampler_store",
         "label",
     ),
-    "MLflow": ("trainer_log", "evaluator_log"),
+    "MLflow": ("trainer_log", "evaluator_log", "evaluator_register"),
 }
 _REQUESTS = {
     "train_request": "trainer_",
