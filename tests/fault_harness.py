@@ -68,6 +68,10 @@ def restore(stack: LocalStack, timeout_s: float = 120) -> None:
 # -- logs --------------------------------------------------------------------
 
 
+# "2026-01-31 12:00:00,000": the start of every service log line.
+_TIMESTAMP_CHARS = 23
+
+
 class LogWatch:
     """Read what processes write to their logs from this moment on."""
 
@@ -93,14 +97,19 @@ class LogWatch:
             return handle.read().decode(errors="replace")
 
     def matching(self, pattern: str) -> list[tuple[str, re.Match[str]]]:
-        """Return (process, match) for each line matching ``pattern``."""
+        """Return (process, match) for each line matching ``pattern``, oldest first.
+
+        Lines are ordered by the timestamp that begins each of them, across
+        processes.
+        """
         regex = re.compile(pattern)
-        return [
-            (name, found)
+        found = [
+            (name, match)
             for name in self.paths
             for line in self.text(name).splitlines()
-            if (found := regex.search(line))
+            if (match := regex.search(line))
         ]
+        return sorted(found, key=lambda item: item[1].string[:_TIMESTAMP_CHARS])
 
     def wait_for(
         self, pattern: str, timeout_s: float, what: str, count: int = 1
