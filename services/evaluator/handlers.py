@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from contracts import EvaluateModel, ModelEvaluated, SplitMetrics
+from services.evaluator.metrics import scores
 from services.evaluator.settings import EvaluatorSettings
 from services.platform import models
 from services.platform.datasets import DatasetSnapshot, DatasetStore
@@ -201,45 +202,20 @@ def score_split(
     dataset: DatasetSnapshot, scorer: models.CatBoostScorer, split: str
 ) -> tuple[SplitMetrics, dict[str, Any]]:
     """Return a model's metrics on one split, and the detailed report."""
-    from sklearn.metrics import (
-        accuracy_score,
-        classification_report,
-        confusion_matrix,
-        f1_score,
-        precision_score,
-        recall_score,
-    )
-
     rows = dataset.split[split]
-    truth = np.asarray(dataset.labels[rows])
     predicted = scorer.predict_proba(np.asarray(dataset.features[rows])).argmax(axis=1)
-    classes = list(range(dataset.n_classes))
+    found = scores(np.asarray(dataset.labels[rows]), predicted, dataset.class_names)
     metrics = SplitMetrics(
-        n_rows=len(rows),
-        accuracy=accuracy_score(truth, predicted),
-        f1_macro=f1_score(
-            truth, predicted, average="macro", labels=classes, zero_division=0
-        ),
-        f1_weighted=f1_score(
-            truth, predicted, average="weighted", labels=classes, zero_division=0
-        ),
-        precision_macro=precision_score(
-            truth, predicted, average="macro", labels=classes, zero_division=0
-        ),
-        recall_macro=recall_score(
-            truth, predicted, average="macro", labels=classes, zero_division=0
-        ),
+        n_rows=found.n_rows,
+        accuracy=found.accuracy,
+        f1_macro=found.f1_macro,
+        f1_weighted=found.f1_weighted,
+        precision_macro=found.precision_macro,
+        recall_macro=found.recall_macro,
     )
     detail = {
         "metrics": metrics.model_dump(),
-        "confusion_matrix": confusion_matrix(truth, predicted, labels=classes).tolist(),
-        "per_class": classification_report(
-            truth,
-            predicted,
-            labels=classes,
-            target_names=dataset.class_names,
-            output_dict=True,
-            zero_division=0,
-        ),
+        "confusion_matrix": found.confusion_matrix,
+        "per_class": found.per_class,
     }
     return metrics, detail
