@@ -15,9 +15,10 @@ answer from their ledger: nothing is trained or logged twice.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -149,11 +150,22 @@ class Platform:
     objects: ObjectStore
     datasets: DatasetStore
     tracking: Tracking
+    _digits: DatasetRef | None = field(default=None, init=False, repr=False)
+    _digits_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False
+    )
 
     def resolve_dataset(self, name: str) -> DatasetRef:
-        """Return the reference of a dataset id, registering 'digits' on demand."""
+        """Return the reference of a dataset id, registering 'digits' on demand.
+
+        'digits' is built and registered once per platform: a benchmark's
+        experiments would otherwise each rebuild the same snapshot.
+        """
         if name == "digits":
-            return self.datasets.put(digits())
+            with self._digits_lock:
+                if self._digits is None:
+                    self._digits = self.datasets.put(digits())
+                return self._digits
         return self.datasets.resolve(name)
 
     def state_key(self, run_key: str) -> str:
