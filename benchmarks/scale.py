@@ -12,9 +12,13 @@ and reports the speedup of the flow's run time. From the trainers' logs it
 checks that every training command of both runs was carried out exactly
 once (no round lost, none trained twice), and how the work was shared.
 
-The fits are the reference experiment's (CatBoost's defaults: 1,000 trees),
-over fewer rounds (4) so that both runs take about ten minutes
-here. Writes ``scale.json`` and ``scale.md`` to the output folder.
+The fits are the reference experiment's (CatBoost's defaults: 1,000 trees)
+and so are the labeled sets' sizes, taken in larger steps: 4 rounds, 5% of
+the pool to start and 20% more per round (57 to 747 rows, where the
+reference experiment's 15 rounds go from 57 to 855), so that both runs take
+about twelve minutes here. The platform's cost per round is the same
+whatever a fit costs; with smaller fits it weighs more, and the speedup is
+lower. Writes ``scale.json`` and ``scale.md`` to the output folder.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ from benchmarks.platform_runs import (
     trained_jobs,
 )
 from contracts import CatBoostParams
+from contracts.topics import TOPICS, TRAINER_COMMANDS
 from deploy.local.stack import LocalStack
 
 TARGET_SPEEDUP = 1.7
@@ -43,7 +50,44 @@ STRATEGIES = ["entropy", "margin", "least_confident", "random"]
 SEEDS = [0, 1, 2, 3, 4]
 PARAMS = CatBoostParams().model_dump(exclude_none=True)
 ROUNDS = 4
+INITIAL_FRACTION = 0.05
+STEP_FRACTION = 0.2
 REPLICAS = ("trainer-0", "trainer-1")
+TOPIC_PARTITIONS = next(t.partitions for t in TOPICS if t.name == TRAINER_COMMANDS)
+_ASSIGNED = re.compile(r"assigned partitions=\[([\d, ]*)\]")
+
+
+def await_steady_group(
+    stack: LocalStack, replicas: tuple[str, ...], timeout_s: float = 120
+) -> None:
+    """Wait until ``replicas`` hold every partition of the training topic between them.
+
+    A measurement starts with the group settled, not mid-rebalance.
+
+    Raises:
+        RuntimeError: the group did not settle within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = [_last_assignment(stack, replica) for replica in replicas]
+        if all(held) and sorted(p for parts in held for p in parts) == list(
+            range(TOPIC_PARTITIONS)
+        ):
+            return
+        if time.monotonic() > deadline:
+            shown = ", ".join(f"{r}: {h}" for r, h in zip(replicas, held, strict=True))
+            raise RuntimeError(
+                f"trainer group did not settle in {timeout_s:g} s: the last "
+                f"assignments logged are {shown}; see the trainers' logs"
+            )
+        time.sleep(0.5)
+
+
+def _last_assignment(stack: LocalStack, replica: str) -> list[int]:
+    """Return the partitions ``replica`` logged last as assigned to it."""
+    path = stack.log_path(replica)
+    found = _ASSIGNED.findall(path.read_text(errors="replace")) if path.exists() else []
+    return [int(p) for p in found[-1].split(",") if p.strip()] if found else []
 
 
 def measure(stack: LocalStack, key: str, rounds: int) -> dict[str, Any]:
@@ -57,6 +101,8 @@ def measure(stack: LocalStack, key: str, rounds: int) -> dict[str, Any]:
             "strategies": STRATEGIES,
             "seeds": SEEDS,
             "rounds": rounds,
+            "initial_fraction": INITIAL_FRACTION,
+            "step_fraction": STEP_FRACTION,
             "params": PARAMS,
         },
     )
@@ -92,7 +138,8 @@ def table(results: dict[str, Any], command: str) -> str:
         f"Produced by `{command}` on {results['machine']['host']} "
         f"({results['machine']['cpus']} cores), {results['machine']['date']}.",
         f"{len(STRATEGIES)} strategies x {len(SEEDS)} seeds and a baseline per seed, "
-        f"{results['rounds']} rounds, CatBoost's defaults "
+        f"{results['rounds']} rounds ({INITIAL_FRACTION:.0%} of the pool to start, "
+        f"{STEP_FRACTION:.0%} more per round), CatBoost's defaults "
         f"({PARAMS['iterations']} trees); each trainer fits on one thread.",
         "",
         "| trainers | flow run (s) | fits expected | fits done | missing "
@@ -131,11 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_stack(Path(folder) / "stack", trainers=2, trainer_threads=1) as stack,
     ):
         print("  one trainer replica (trainer-1 stopped)", flush=True)
+        await_steady_group(stack, REPLICAS)
         stack.stop_process("trainer-1")
+        await_steady_group(stack, REPLICAS[:1])
         one = measure(stack, f"scale-one-{suffix}", args.rounds)
         print(f"  {one['seconds']:.1f} s", flush=True)
         print("  two trainer replicas", flush=True)
         stack.start_process("trainer-1")
+        await_steady_group(stack, REPLICAS)
         two = measure(stack, f"scale-two-{suffix}", args.rounds)
         print(f"  {two['seconds']:.1f} s", flush=True)
 
