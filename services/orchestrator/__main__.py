@@ -1,8 +1,9 @@
 """Start the orchestrator service: ``python -m services.orchestrator``.
 
-It waits for the broker, the object store, MLflow and Prefect, then serves
-the baseline, active-learning and benchmark deployments; each flow run
-executes in its own process.
+It waits for the broker, the object store, MLflow and Prefect, registers
+the baseline, active-learning and benchmark deployments, reports ready (so
+a flow can be triggered as soon as the stack is up), then serves them; each
+flow run executes in its own process.
 """
 
 import sys
@@ -23,7 +24,7 @@ def _prefect(settings: ServiceSettings) -> list[Dependency]:
 def _serve_deployments(settings: OrchestratorSettings):  # type: ignore[no-untyped-def]
     from services.orchestrator.deployments import serve_forever
 
-    return lambda: serve_forever(settings)
+    return lambda ready: serve_forever(settings, ready)
 
 
 if __name__ == "__main__":

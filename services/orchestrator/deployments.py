@@ -8,6 +8,7 @@ restart keeps them running.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.orchestrator.settings import OrchestratorSettings
@@ -49,12 +50,18 @@ def build(settings: OrchestratorSettings) -> list[Any]:
     ]
 
 
-def serve_forever(settings: OrchestratorSettings) -> None:
-    """Serve the deployments until interrupted."""
+def serve_forever(
+    settings: OrchestratorSettings, ready: Callable[[], None] = lambda: None
+) -> None:
+    """Register the deployments, call ``ready``, then serve them until interrupted."""
     from prefect import serve
 
+    deployments = build(settings)
+    for deployment in deployments:
+        deployment.apply()
+    ready()
     serve(
-        *build(settings),
+        *deployments,
         pause_on_shutdown=False,
         limit=settings.flow_run_limit,
         print_starting_message=False,

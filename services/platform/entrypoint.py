@@ -26,7 +26,7 @@ def serve(
     command_topic: str | None,
     extra_dependencies: Callable[[ServiceSettings], list[Dependency]] | None = None,
     handlers: Callable[[Any], dict[type[Command], Handler]] | None = None,
-    main_loop: Callable[[Any], Callable[[], None]] | None = None,
+    main_loop: Callable[[Any], Callable[[Callable[[], None]], None]] | None = None,
 ) -> int:
     """Load settings, then run the service until it is stopped.
 

@@ -52,12 +52,14 @@ class ServiceRuntime:
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _worker: CommandWorker | None = field(default=None, init=False)
 
-    def run(self, main_loop: Callable[[], None] | None = None) -> int:
+    def run(self, main_loop: Callable[[Callable[[], None]], None] | None = None) -> int:
         """Serve until SIGTERM or SIGINT; return the process exit code.
 
         Args:
-            main_loop: what to run instead of consuming the command topic; it
-                must return on KeyboardInterrupt, which SIGTERM raises in it.
+            main_loop: what to run instead of consuming the command topic. It
+                is passed a function to call once it serves (the readiness
+                file is written from then on), and must return on
+                KeyboardInterrupt, which SIGTERM raises in it.
         """
         self._install_signal_handlers(interrupt=main_loop is not None)
         readiness = ReadinessFile(self.settings.readiness_file)
@@ -126,17 +128,22 @@ class ServiceRuntime:
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
 
-    def _beside(self, readiness: ReadinessFile, main_loop: Callable[[], None]) -> None:
+    def _beside(
+        self,
+        readiness: ReadinessFile,
+        main_loop: Callable[[Callable[[], None]], None],
+    ) -> None:
         def beat() -> None:
             while not self._stop.wait(IDLE_BEAT_S):
                 readiness.beat()
 
-        readiness.beat(force=True)
-        heartbeat = threading.Thread(target=beat, name="readiness", daemon=True)
-        heartbeat.start()
-        logger.info("ready")
+        def ready() -> None:
+            readiness.beat(force=True)
+            threading.Thread(target=beat, name="readiness", daemon=True).start()
+            logger.info("ready")
+
         try:
-            main_loop()
+            main_loop(ready)
         except KeyboardInterrupt:
             logger.info("main loop interrupted")
         finally:

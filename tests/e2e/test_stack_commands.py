@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,28 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def _deployment_names(prefect_port: int) -> set[str]:
+    """Return the flow names of the deployments the Prefect server holds."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{prefect_port}/api/deployments/filter",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        found = json.load(response)
+    flows = _flow_names(prefect_port, {d["flow_id"] for d in found})
+    return {flows[d["flow_id"]] for d in found}
+
+
+def _flow_names(prefect_port: int, flow_ids: set[str]) -> dict[str, str]:
+    names = {}
+    for flow_id in flow_ids:
+        url = f"http://127.0.0.1:{prefect_port}/api/flows/{flow_id}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            names[flow_id] = json.load(response)["name"]
+    return names
+
+
 def test_make_up_status_logs_down_in_local_mode(
     repo_root: Path, tmp_path: Path
 ) -> None:
@@ -74,11 +98,14 @@ def test_make_up_status_logs_down_in_local_mode(
 
     try:
         up = _make(repo_root, env, "up", "TRAINERS=2")
+        # A flow can be triggered the moment `make up` returns.
+        deployments = _deployment_names(ports["prefect_port"])
         status = _make(repo_root, env, "status")
         logs = _make(repo_root, env, "logs", "P=trainer-1")
     finally:
         down = _make(repo_root, env, "down")
 
+    assert {"baseline", "active-learning", "benchmark"} <= deployments
     assert f"http://127.0.0.1:{ports['mlflow_port']}" in up
     assert f"http://127.0.0.1:{ports['prefect_port']}" in up
     for process in ("objectstore", "broker", "mlflow", "prefect", "sampler"):
