@@ -32,7 +32,6 @@ from deploy.local.stack import LocalStack
 from services.orchestrator.experiment import RunState, read_state
 from services.orchestrator.parameters import run_key_for
 from services.platform.datasets import DatasetStore
-from services.platform.objectstore import ObjectStore, make_s3_client
 
 # What a trainer logs for each command it carries out (not for one it answers
 # from its ledger).
@@ -70,22 +69,9 @@ def benchmark_stack(
         stack.down()
 
 
-def objects_of(stack: LocalStack) -> ObjectStore:
-    """Return an object-store client with the stack's keys."""
-    env = stack.client_env()
-    return ObjectStore(
-        make_s3_client(
-            env["S3_ENDPOINT_URL"],
-            env["S3_ACCESS_KEY_ID"],
-            env["S3_SECRET_ACCESS_KEY"],
-            "us-east-1",
-        )
-    )
-
-
 def datasets_of(stack: LocalStack, cache_dir: Path) -> DatasetStore:
     """Return the stack's dataset store."""
-    return DatasetStore(objects_of(stack), "datasets", cache_dir)
+    return DatasetStore(stack.object_store(), "datasets", cache_dir)
 
 
 def run_deployment(
@@ -126,7 +112,7 @@ def stored_state(stack: LocalStack, run_key: str) -> RunState:
     Raises:
         RuntimeError: no state is stored under ``run_key``.
     """
-    state = read_state(objects_of(stack), "reports", run_key)
+    state = read_state(stack.object_store(), "reports", run_key)
     if state is None:
         raise RuntimeError(f"no run state stored for run key {run_key!r}")
     return state

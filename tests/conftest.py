@@ -16,7 +16,6 @@ import pytest
 from deploy.local.ports import stack_port_settings
 from deploy.local.settings import LocalStackSettings
 from deploy.local.stack import LocalStack
-from services.platform.objectstore import ObjectStore, make_s3_client
 
 
 @pytest.fixture(scope="session")
@@ -59,16 +58,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         elif "e2e" in parts:
             item.add_marker(pytest.mark.e2e)
-
-
-def stack_objects(stack: LocalStack) -> ObjectStore:
-    """Return an object store client with the test stack's keys."""
-    env = stack.client_env()
-    return ObjectStore(
-        make_s3_client(
-            env["S3_ENDPOINT_URL"],
-            env["S3_ACCESS_KEY_ID"],
-            env["S3_SECRET_ACCESS_KEY"],
-            "us-east-1",
-        )
-    )

@@ -35,7 +35,7 @@ from deploy.local.programs import (
 )
 from deploy.local.settings import LocalStackSettings, ObjectStoreCredentials
 from services.platform.broker import ensure_topics
-from services.platform.objectstore import ensure_buckets, make_s3_client
+from services.platform.objectstore import ObjectStore, ensure_buckets, make_s3_client
 from services.platform.probes import ProbeFailedError, probe_http, probe_kafka, probe_s3
 from services.platform.readiness import check as check_readiness
 from services.platform.settings import S3Settings
@@ -463,6 +463,10 @@ class LocalStack:
             access_key_id=access_key,
             secret_access_key=secret_key,
         )
+
+    def object_store(self) -> ObjectStore:
+        """Return a client of this stack's object store, with its keys."""
+        return ObjectStore(self._s3_client())
 
     def _s3_client(self) -> Any:
         access_key, secret_key = self._object_store_keys()

@@ -51,7 +51,6 @@ from services.platform.bus import CommandClient
 from services.platform.errors import ComponentUnavailableError
 from services.platform.objectstore import ObjectStore, ObjectStoreUnavailableError
 from services.platform.settings import KafkaSettings
-from tests.conftest import stack_objects
 from tests.contract_strategies import models
 from tests.fault_harness import (
     FaultTable,
@@ -141,7 +140,7 @@ def reference(local_stack: LocalStack, flows: FlowFactory) -> RunState:
     """Run the flow once, undisturbed: what every faulted run must match."""
     flow = flows.new("reference").start(local_stack)
     flow.completes()
-    state = final_state(stack_objects(local_stack), flow.run_key)
+    state = final_state(local_stack.object_store(), flow.run_key)
     # Later runs name the registered snapshot: the same rows, no re-upload.
     flows.dataset = state.dataset.dataset_id
     return state
@@ -157,7 +156,7 @@ def healthy_afterwards(local_stack: LocalStack) -> Iterator[None]:
 def _finished_like_reference(
     stack: LocalStack, flow: Flow, reference: RunState
 ) -> RunState:
-    state = final_state(stack_objects(stack), flow.run_key)
+    state = final_state(stack.object_store(), flow.run_key)
     assert_same_results(state, reference)
     assert_one_run_per_round_and_one_version(
         stack.client_env()["MLFLOW_TRACKING_URI"], state
@@ -243,7 +242,7 @@ def test_flow_killed_mid_round_resumes_from_its_last_completed_round(
     reference: RunState,
     fault_table: FaultTable,
 ) -> None:
-    objects = stack_objects(local_stack)
+    objects = local_stack.object_store()
     logs = LogWatch.of(local_stack, *TRAINERS)
     flow = flows.new("orchestrator").start(local_stack)
     found = logs.wait_for(
@@ -338,7 +337,7 @@ def test_object_store_stopped_for_seconds_is_retried_and_the_flow_completes(
     )
     stop(local_stack, "objectstore")
     try:
-        short = ObjectStore(stack_objects(local_stack).client, SHORT_WINDOW_S)
+        short = ObjectStore(local_stack.object_store().client, SHORT_WINDOW_S)
         with pytest.raises(ObjectStoreUnavailableError) as refused:
             short.read("reports", "faults/absent.json")
         logs.wait_for(rf"WARNING.*object store at {address} unavailable", 30, "a retry")
@@ -634,7 +633,7 @@ def _decoded(letter: dict[str, Any]) -> str:
 
 def _commands(stack: LocalStack, reference: RunState) -> list[tuple[uuid.UUID, str]]:
     """Return the reference's round-0 command ids and services, from the ledgers."""
-    objects = stack_objects(stack)
+    objects = stack.object_store()
     found: list[tuple[uuid.UUID, str]] = []
     for service in ("trainer", "evaluator", "sampler"):
         listing = objects.client.list_objects_v2(

@@ -24,7 +24,6 @@ import pytest
 from deploy.local.stack import LocalStack
 from services.orchestrator.experiment import read_state
 from services.platform.objectstore import ObjectStore
-from tests.conftest import stack_objects
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,7 +90,7 @@ def test_run_both_leaves_states_models_and_snapshots_in_the_store(
     local_stack: LocalStack, run_both
 ) -> None:
     key, _, _ = run_both
-    objects = stack_objects(local_stack)
+    objects = local_stack.object_store()
 
     state = read_state(objects, "reports", f"{key}-margin-seed42")
     baseline = read_state(objects, "reports", f"{key}-baseline-seed42")
@@ -112,7 +111,7 @@ def test_run_both_logs_every_round_and_registers_each_runs_final_model(
     from mlflow import MlflowClient
 
     key, _, _ = run_both
-    state = read_state(stack_objects(local_stack), "reports", f"{key}-margin-seed42")
+    state = read_state(local_stack.object_store(), "reports", f"{key}-margin-seed42")
     assert state is not None
     client = MlflowClient(local_stack.client_env()["MLFLOW_TRACKING_URI"])
 
@@ -243,7 +242,7 @@ def test_interrupted_run_resumes_from_its_last_completed_round(
 
     key = f"resume-{os.urandom(3).hex()}"
     run_key = f"{key}-margin-seed42"
-    objects = stack_objects(local_stack)
+    objects = local_stack.object_store()
     arguments = [
         "run-al",
         "--strategy",
@@ -315,7 +314,7 @@ def test_patience_stop_registers_the_model_of_the_round_it_stopped_at(
     )
     assert process.wait(timeout=600) == 0
 
-    state = read_state(stack_objects(local_stack), "reports", f"{key}-margin-seed42")
+    state = read_state(local_stack.object_store(), "reports", f"{key}-margin-seed42")
     assert state is not None and state.finished
     client = MlflowClient(local_stack.client_env()["MLFLOW_TRACKING_URI"])
     versions = {

@@ -29,7 +29,6 @@ from services.platform.bus.requests import CommandFailedError, ReplyTimeoutError
 from services.platform.errors import CommandRefusedError
 from services.platform.settings import KafkaSettings
 from tests.bus_helpers import running_worker, train_command, trained
-from tests.conftest import stack_objects
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +50,7 @@ def bus(local_stack: LocalStack, unique: str) -> Bus:
         topic_prefix=f"t{unique}.",
     )
     ensure_topics(kafka.servers, TOPICS, prefix=kafka.topic_prefix)
-    client = stack_objects(local_stack).client
+    client = local_stack.object_store().client
     prefix = f"test-{unique}"
     return Bus(
         kafka=kafka,

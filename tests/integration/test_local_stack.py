@@ -18,11 +18,10 @@ from deploy.local.stack import LocalStack
 from services.platform.objectstore import make_s3_client
 from services.platform.readiness import check as check_readiness
 from services.platform.settings import S3Settings
-from tests.conftest import stack_objects
 
 
 def _s3(stack: LocalStack):
-    return stack_objects(stack).client
+    return stack.object_store().client
 
 
 def test_status_reports_every_component_healthy(local_stack: LocalStack) -> None:

@@ -29,7 +29,6 @@ from services.platform.bus.requests import CommandFailedError
 from services.platform.datasets import DatasetStore, digits
 from services.platform.objectstore import ObjectStore
 from services.platform.settings import KafkaSettings
-from tests.conftest import stack_objects
 
 FAST = CatBoostParams(iterations=60, learning_rate=0.3, depth=4)
 TIMEOUT_S = 180
@@ -48,7 +47,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def platform(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory):
     env = local_stack.client_env()
-    objects = stack_objects(local_stack)
+    objects = local_stack.object_store()
     datasets = DatasetStore(objects, "datasets", tmp_path_factory.mktemp("cache"))
     kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
     with CommandClient("test", kafka) as client:
