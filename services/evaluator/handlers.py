@@ -204,18 +204,4 @@ def score_split(
     """Return a model's metrics on one split, and the detailed report."""
     rows = dataset.split[split]
     predicted = scorer.predict_proba(np.asarray(dataset.features[rows])).argmax(axis=1)
-    found = scores(np.asarray(dataset.labels[rows]), predicted, dataset.class_names)
-    metrics = SplitMetrics(
-        n_rows=found.n_rows,
-        accuracy=found.accuracy,
-        f1_macro=found.f1_macro,
-        f1_weighted=found.f1_weighted,
-        precision_macro=found.precision_macro,
-        recall_macro=found.recall_macro,
-    )
-    detail = {
-        "metrics": metrics.model_dump(),
-        "confusion_matrix": found.confusion_matrix,
-        "per_class": found.per_class,
-    }
-    return metrics, detail
+    return scores(np.asarray(dataset.labels[rows]), predicted, dataset.class_names)

@@ -12,24 +12,11 @@ of milliseconds a call, on a CPU the fits running beside the evaluator share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Scores:
-    """One split's scores: the averages, and the per-class detail."""
-
-    n_rows: int
-    accuracy: float
-    f1_macro: float
-    f1_weighted: float
-    precision_macro: float
-    recall_macro: float
-    confusion_matrix: list[list[int]]
-    per_class: dict[str, Any]
+from contracts import SplitMetrics
 
 
 def confusion_matrix(
@@ -55,50 +42,52 @@ def confusion_matrix(
     return flat.reshape(n_classes, n_classes)
 
 
-def scores(truth: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> Scores:
-    """Return the scores of ``predicted`` against ``truth`` (class indices)."""
+def scores(
+    truth: np.ndarray, predicted: np.ndarray, class_names: list[str]
+) -> tuple[SplitMetrics, dict[str, Any]]:
+    """Return the scores of ``predicted`` against ``truth`` (class indices).
+
+    The detail holds the metrics, the confusion matrix and the per-class
+    report in scikit-learn's ``classification_report(output_dict=True)`` form.
+    """
     matrix = confusion_matrix(truth, predicted, len(class_names))
     hits = np.diag(matrix).astype(np.float64)
     support = matrix.sum(axis=1)
     predicted_counts = matrix.sum(axis=0)
-    precision = _ratio(hits, predicted_counts)
-    recall = _ratio(hits, support)
-    f1 = _ratio(2 * hits, support + predicted_counts)
+    by_class = {
+        "precision": _ratio(hits, predicted_counts),
+        "recall": _ratio(hits, support),
+        "f1-score": _ratio(2 * hits, support + predicted_counts),
+    }
     total = int(support.sum())
     weights = support / total if total else np.zeros_like(hits)
+    macro = {name: float(values.mean()) for name, values in by_class.items()}
+    weighted = {name: float(weights @ values) for name, values in by_class.items()}
+    accuracy = float(hits.sum() / total) if total else 0.0
     per_class: dict[str, Any] = {
         name: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1-score": float(f1[i]),
+            **{score: float(values[i]) for score, values in by_class.items()},
             "support": float(support[i]),
         }
         for i, name in enumerate(class_names)
     }
-    accuracy = float(hits.sum() / total) if total else 0.0
     per_class["accuracy"] = accuracy
-    per_class["macro avg"] = {
-        "precision": float(precision.mean()),
-        "recall": float(recall.mean()),
-        "f1-score": float(f1.mean()),
-        "support": float(total),
-    }
-    per_class["weighted avg"] = {
-        "precision": float(weights @ precision),
-        "recall": float(weights @ recall),
-        "f1-score": float(weights @ f1),
-        "support": float(total),
-    }
-    return Scores(
+    per_class["macro avg"] = {**macro, "support": float(total)}
+    per_class["weighted avg"] = {**weighted, "support": float(total)}
+    metrics = SplitMetrics(
         n_rows=total,
         accuracy=accuracy,
-        f1_macro=float(f1.mean()),
-        f1_weighted=float(weights @ f1),
-        precision_macro=float(precision.mean()),
-        recall_macro=float(recall.mean()),
-        confusion_matrix=matrix.tolist(),
-        per_class=per_class,
+        f1_macro=macro["f1-score"],
+        f1_weighted=weighted["f1-score"],
+        precision_macro=macro["precision"],
+        recall_macro=macro["recall"],
     )
+    detail = {
+        "metrics": metrics.model_dump(),
+        "confusion_matrix": matrix.tolist(),
+        "per_class": per_class,
+    }
+    return metrics, detail
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

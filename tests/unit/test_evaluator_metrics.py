@@ -37,7 +37,7 @@ def test_scores_equal_scikit_learns_with_every_class_and_zero_division_0(
     truth, predicted, n_classes = case
     names = [f"class {i}" for i in range(n_classes)]
     labels = list(range(n_classes))
-    found = scores(truth, predicted, names)
+    found, detail = scores(truth, predicted, names)
 
     def averaged(metric, average: str) -> float:  # type: ignore[no-untyped-def]
         return metric(truth, predicted, average=average, labels=labels, zero_division=0)
@@ -48,7 +48,8 @@ def test_scores_equal_scikit_learns_with_every_class_and_zero_division_0(
     assert found.f1_weighted == pytest.approx(averaged(f1_score, "weighted"))
     assert found.precision_macro == pytest.approx(averaged(precision_score, "macro"))
     assert found.recall_macro == pytest.approx(averaged(recall_score, "macro"))
-    assert found.confusion_matrix == (
+    assert detail["metrics"] == found.model_dump()
+    assert detail["confusion_matrix"] == (
         confusion_matrix(truth, predicted, labels=labels).tolist()
     )
     expected = classification_report(
@@ -59,9 +60,9 @@ def test_scores_equal_scikit_learns_with_every_class_and_zero_division_0(
         output_dict=True,
         zero_division=0,
     )
-    assert found.per_class.keys() == expected.keys()
+    assert detail["per_class"].keys() == expected.keys()
     for key, value in expected.items():
-        assert found.per_class[key] == pytest.approx(value), key
+        assert detail["per_class"][key] == pytest.approx(value), key
 
 
 def test_a_label_outside_the_classes_is_refused_naming_the_range() -> None:
