@@ -16,9 +16,8 @@ The fits are the reference experiment's (CatBoost's defaults: 1,000 trees)
 and so are the labeled sets' sizes, taken in larger steps: 4 rounds, 5% of
 the pool to start and 20% more per round (57 to 747 rows, where the
 reference experiment's 15 rounds go from 57 to 855), so that both runs take
-about twelve minutes here. The platform's cost per round is the same
-whatever a fit costs; with smaller fits it weighs more, and the speedup is
-lower. Writes ``scale.json`` and ``scale.md`` to the output folder.
+about fifteen minutes here. Writes ``scale.json`` and ``scale.md`` to the
+output folder.
 """
 
 from __future__ import annotations
