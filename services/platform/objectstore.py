@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -177,9 +178,19 @@ class ObjectStore:
         if path.is_file() and _file_sha256(path) == ref.sha256:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-        temporary.write_bytes(self.get(ref))
-        temporary.replace(path)
+        data = self.get(ref)
+        # A temporary file of its own per caller, renamed into place: threads
+        # and processes filling one cache at once each replace a whole file.
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".part", dir=path.parent
+        )
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         return path
 
     def exists(self, bucket: str, key: str) -> bool:

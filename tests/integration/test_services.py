@@ -8,8 +8,11 @@ MLflow run.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -259,3 +262,40 @@ def test_trainer_refuses_a_labeled_set_with_one_class(platform: Platform) -> Non
 
     with pytest.raises(CommandFailedError, match=r"10 labeled rows hold 1 class"):
         platform.client.request(command, timeout_s=TIMEOUT_S)
+
+
+def test_threads_loading_one_dataset_into_an_empty_cache_all_get_it(
+    platform: Platform, tmp_path: Path
+) -> None:
+    # A benchmark flow's experiments load their dataset at the same moment.
+    datasets = DatasetStore(platform.objects, "datasets", tmp_path / "cache")
+    start = threading.Barrier(8)
+
+    def load() -> int:
+        start.wait()
+        return int(datasets.load(platform.dataset).features.shape[0])
+
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(pool.map(lambda _: load(), range(8)))
+
+    assert loaded == [1797] * 8
+    leftovers = [p.name for p in (tmp_path / "cache").rglob("*.part")]
+    assert leftovers == []
+
+
+def test_concurrent_downloads_to_one_path_each_leave_a_whole_file(
+    platform: Platform, tmp_path: Path
+) -> None:
+    ref = platform.objects.put("datasets", f"tests/{uuid.uuid4().hex}", b"x" * 500_000)
+    target = tmp_path / "object.bin"
+    start = threading.Barrier(8)
+
+    def download() -> bytes:
+        start.wait()
+        return platform.objects.download(ref, target).read_bytes()
+
+    with ThreadPoolExecutor(8) as pool:
+        contents = list(pool.map(lambda _: download(), range(8)))
+
+    assert contents == [b"x" * 500_000] * 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["object.bin"]

@@ -47,6 +47,7 @@ class DatasetStore:
         self.cache_dir = cache_dir
         self._loaded: OrderedDict[str, DatasetSnapshot] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
 
     # -- snapshots -------------------------------------------------------------
 
@@ -101,15 +102,20 @@ class DatasetStore:
     def load(self, ref: DatasetRef) -> DatasetSnapshot:
         """Return the snapshot ``ref`` names, from memory, the cache, or the store."""
         with self._lock:
-            if ref.dataset_id in self._loaded:
-                self._loaded.move_to_end(ref.dataset_id)
-                return self._loaded[ref.dataset_id]
-        snapshot = self._read(ref)
-        with self._lock:
-            self._loaded[ref.dataset_id] = snapshot
-            while len(self._loaded) > _LOADED_SNAPSHOTS:
-                self._loaded.popitem(last=False)
-        return snapshot
+            loading = self._loading.setdefault(ref.dataset_id, threading.Lock())
+        # Callers wanting one dataset at once (a benchmark's experiments)
+        # wait for the first to read it rather than each downloading it.
+        with loading:
+            with self._lock:
+                if ref.dataset_id in self._loaded:
+                    self._loaded.move_to_end(ref.dataset_id)
+                    return self._loaded[ref.dataset_id]
+            snapshot = self._read(ref)
+            with self._lock:
+                self._loaded[ref.dataset_id] = snapshot
+                while len(self._loaded) > _LOADED_SNAPSHOTS:
+                    self._loaded.popitem(last=False)
+            return snapshot
 
     def _read(self, ref: DatasetRef) -> DatasetSnapshot:
         manifest = json.loads(self.objects.get(ref.manifest))
