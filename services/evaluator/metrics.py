@@ -60,9 +60,13 @@ def scores(
         "f1-score": _ratio(2 * hits, support + predicted_counts),
     }
     total = int(support.sum())
-    weights = support / total if total else np.zeros_like(hits)
     macro = {name: float(values.mean()) for name, values in by_class.items()}
-    weighted = {name: float(weights @ values) for name, values in by_class.items()}
+    # Weighted by support and divided once, as scikit-learn averages: summing
+    # pre-divided weights can land a perfect score at 1.0000000000000002.
+    weighted = {
+        name: float(support @ values / total) if total else 0.0
+        for name, values in by_class.items()
+    }
     accuracy = float(hits.sum() / total) if total else 0.0
     per_class: dict[str, Any] = {
         name: {
