@@ -20,6 +20,25 @@ SERVICE_NAMES = ("sampler", "trainer", "evaluator", "orchestrator")
 LOOPBACK = "127.0.0.1"
 
 
+# The Prefect server's background loops, tuned for a platform whose flows
+# run under `serve` (no work pools, pauses or late runs to chase): left at
+# their defaults they wake every five seconds and cost about 3% of a core
+# while nothing runs, and the recorder writes task-run events one at a time
+# (about 0.1 s of server CPU per round). Compose sets the same values.
+PREFECT_SERVER_TUNING = {
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "30",
+    "PREFECT_SERVER_SERVICES_CLEANUP_RECONCILER_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "100",
+}
+
+
 class BinaryMissingError(Exception):
     """A program's executable is not installed."""
 
@@ -176,7 +195,7 @@ def _prefect(settings: LocalStackSettings, state: Path) -> Program:
             str(settings.prefect_port),
             "--analytics-off",
         ),
-        environment={"PREFECT_HOME": str(state / "prefect")},
+        environment={"PREFECT_HOME": str(state / "prefect"), **PREFECT_SERVER_TUNING},
         ports={"prefect": settings.prefect_port},
     )
 

@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 
 from contracts.topics import TOPICS
-from deploy.local.programs import SERVICE_NAMES, client_environment, service_command
+from deploy.local.programs import (
+    PREFECT_SERVER_TUNING,
+    SERVICE_NAMES,
+    client_environment,
+    service_command,
+)
 from deploy.local.settings import LocalStackSettings
 from services.evaluator.settings import EvaluatorSettings
 from services.orchestrator.settings import OrchestratorSettings
@@ -144,6 +149,14 @@ def test_each_service_matches_its_local_twin(
     )
     readiness = service["environment"][f"{name.upper()}_READINESS_FILE"]
     assert readiness in service["healthcheck"]["test"]
+
+
+def test_prefect_server_is_tuned_as_in_local_mode(resolved: dict[str, Any]) -> None:
+    environment = resolved["prefect"]["environment"]
+
+    assert {k: environment.get(k) for k in PREFECT_SERVER_TUNING} == (
+        PREFECT_SERVER_TUNING
+    )
 
 
 def test_only_the_ui_ports_are_published_and_only_on_loopback(
