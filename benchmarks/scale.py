@@ -10,7 +10,10 @@ deployment, with new run keys each time:
 
 and reports the speedup of the flow's run time. From the trainers' logs it
 checks that every training command of both runs was carried out exactly
-once (no round lost, none trained twice), and how the work was shared.
+once (no round lost, none trained twice), how the work was shared, and
+what share of each run every replica held a command. Before the stack
+starts it measures the machine's own ceiling: two one-thread fits side by
+side against one after another, in process, with nothing else running.
 
 The fits are the reference experiment's (CatBoost's defaults: 1,000 trees)
 and so are the labeled sets' sizes, taken in larger steps: 4 rounds, 5% of
@@ -30,8 +33,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmarks.platform_runs import (
     benchmark_stack,
@@ -43,6 +50,8 @@ from benchmarks.platform_runs import (
 from contracts import CatBoostParams
 from contracts.topics import TOPICS, TRAINER_COMMANDS
 from deploy.local.stack import LocalStack
+from services.platform import models
+from services.platform.datasets import digits
 
 TARGET_SPEEDUP = 1.7
 STRATEGIES = ["entropy", "margin", "least_confident", "random"]
@@ -54,6 +63,13 @@ STEP_FRACTION = 0.2
 REPLICAS = ("trainer-0", "trainer-1")
 TOPIC_PARTITIONS = next(t.partitions for t in TOPICS if t.name == TRAINER_COMMANDS)
 _ASSIGNED = re.compile(r"assigned partitions=\[([\d, ]*)\]")
+# A worker's log lines for one command: taken in hand, then answered.
+_HANDLED = re.compile(
+    r"^(\S+ \S+) INFO .*\.worker (received|answered) ", flags=re.MULTILINE
+)
+# Rows of the fits that measure the machine's own ceiling: the scale runs'
+# labeled sets reach from 57 to 747 rows.
+CEILING_ROWS = 500
 
 
 def await_steady_group(
@@ -89,24 +105,84 @@ def _last_assignment(stack: LocalStack, replica: str) -> list[int]:
     return [int(p) for p in found[-1].split(",") if p.strip()] if found else []
 
 
-def measure(stack: LocalStack, key: str, rounds: int) -> dict[str, Any]:
+def ceiling() -> dict[str, float]:
+    """Time two one-thread reference fits one after another, then side by side.
+
+    Their ratio is the most two trainer replicas could gain on this machine
+    with nothing else running: the bound the platform's speedup is read
+    against.
+    """
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_fit_seconds, [0, 1]))  # both processes import first
+        started = time.perf_counter()
+        for seed in (2, 3):
+            pool.submit(_fit_seconds, seed).result()
+        one_after_another = time.perf_counter() - started
+        started = time.perf_counter()
+        list(pool.map(_fit_seconds, [4, 5]))
+        side_by_side = time.perf_counter() - started
+    return {
+        "one_after_another_s": one_after_another,
+        "side_by_side_s": side_by_side,
+        "speedup": one_after_another / side_by_side,
+    }
+
+
+def _fit_seconds(seed: int) -> float:
+    """Fit the reference setting on one thread; return the fit's seconds."""
+    dataset = digits()
+    rows = np.random.default_rng(seed).choice(
+        dataset.split["pool"], CEILING_ROWS, replace=False
+    )
+    model = models.new_classifier(CatBoostParams(), dataset.n_classes, seed, 1)
+    started = time.perf_counter()
+    model.fit(
+        models.make_pool(
+            np.asarray(dataset.features[rows]),
+            dataset.categorical_features,
+            np.asarray(dataset.labels[rows]),
+        )
+    )
+    return time.perf_counter() - started
+
+
+def busy_seconds(stack: LocalStack, replica: str, since: float, until: float) -> float:
+    """Return how long ``replica`` held a command between two wall-clock times."""
+    path = stack.log_path(replica)
+    text = path.read_text(errors="replace") if path.exists() else ""
+    busy, taken = 0.0, None
+    for stamp, kind in _HANDLED.findall(text):
+        moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if kind == "received":
+            taken = moment
+        elif taken is not None:
+            busy += max(0.0, min(moment, until) - max(taken, since))
+            taken = None
+    return busy
+
+
+def measure(
+    stack: LocalStack, key: str, rounds: int, seeds: list[int]
+) -> dict[str, Any]:
     """Run the benchmark flow under ``key``; return its time and job counts."""
     before = trained_jobs(stack, REPLICAS)
+    started = time.time()
     times = run_deployment(
         stack,
         "benchmark",
         {
             "benchmark_key": key,
             "strategies": STRATEGIES,
-            "seeds": SEEDS,
+            "seeds": seeds,
             "rounds": rounds,
             "initial_fraction": INITIAL_FRACTION,
             "step_fraction": STEP_FRACTION,
             "params": PARAMS,
         },
     )
+    ended = time.time()
     after = trained_jobs(stack, REPLICAS)
-    mine = expected_jobs(key, STRATEGIES, SEEDS, rounds)
+    mine = expected_jobs(key, STRATEGIES, seeds, rounds)
     per_replica = {
         replica: {job: n for job, n in (after[replica] - before[replica]).items()}
         for replica in REPLICAS
@@ -124,6 +200,12 @@ def measure(stack: LocalStack, key: str, rounds: int) -> dict[str, Any]:
             replica: sum(n for job, n in counts.items() if job in mine)
             for replica, counts in per_replica.items()
         },
+        # Share of the flow run each replica spent on a command (the rest it
+        # waited for one, or for a core).
+        "busy_share": {
+            replica: busy_seconds(stack, replica, started, ended) / (ended - started)
+            for replica in REPLICAS
+        },
     }
 
 
@@ -136,28 +218,40 @@ def table(results: dict[str, Any], command: str) -> str:
         "",
         f"Produced by `{command}` on {results['machine']['host']} "
         f"({results['machine']['cpus']} cores), {results['machine']['date']}.",
-        f"{len(STRATEGIES)} strategies x {len(SEEDS)} seeds and a baseline per seed, "
+        f"{len(STRATEGIES)} strategies x {len(results['seeds'])} seeds and a "
+        "baseline per seed, "
         f"{results['rounds']} rounds ({INITIAL_FRACTION:.0%} of the pool to start, "
         f"{STEP_FRACTION:.0%} more per round), CatBoost's defaults "
         f"({PARAMS['iterations']} trees); each trainer fits on one thread.",
         "",
         "| trainers | flow run (s) | fits expected | fits done | missing "
-        "| done twice | fits per replica |",
-        "|---|---|---|---|---|---|---|",
+        "| done twice | fits per replica | busy share per replica |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, run in (("1", one), ("2", two)):
         shares = ", ".join(f"{k}: {v}" for k, v in run["per_replica"].items())
+        busy = ", ".join(
+            f"{k}: {share:.0%}"
+            for k, share in run["busy_share"].items()
+            if run["per_replica"][k]
+        )
         lines.append(
             f"| {label} | {run['seconds']:.1f} | {run['jobs_expected']} | "
             f"{run['jobs_trained']} | {run['jobs_missing']} | {run['jobs_twice']} "
-            f"| {shares} |"
+            f"| {shares} | {busy} |"
         )
     lines += [
+        "",
+        "The busy share is the part of the flow run a replica held a training "
+        "command (fitting, or waiting for a core while other processes ran).",
         "",
         "| figure | measured | target | verdict |",
         "|---|---|---|---|",
         f"| speedup, 2 vs 1 trainer | {speedup:.2f} | >= {TARGET_SPEEDUP} | "
         f"{'pass' if speedup >= TARGET_SPEEDUP else 'miss'} |",
+        f"| ceiling: two one-thread fits side by side vs one after another, "
+        f"in process, nothing else running | {results['ceiling']['speedup']:.2f} "
+        f"| reported | - |",
         f"| every fit done exactly once | {'yes' if results['exactly_once'] else 'no'} "
         f"| yes | {'pass' if results['exactly_once'] else 'FAIL'} |",
     ]
@@ -168,9 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run both measurements and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: [int(seed) for seed in text.split(",")],
+        default=SEEDS,
+        help="comma-separated seeds (default 0,1,2,3,4)",
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
 
+    print("  ceiling: two one-thread fits in process", flush=True)
+    bound = ceiling()
+    print(f"  {bound['speedup']:.2f}", flush=True)
     suffix = os.urandom(3).hex()
     with (
         tempfile.TemporaryDirectory(prefix="bench-scale-") as folder,
@@ -180,12 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         await_steady_group(stack, REPLICAS)
         stack.stop_process("trainer-1")
         await_steady_group(stack, REPLICAS[:1])
-        one = measure(stack, f"scale-one-{suffix}", args.rounds)
+        one = measure(stack, f"scale-one-{suffix}", args.rounds, args.seeds)
         print(f"  {one['seconds']:.1f} s", flush=True)
         print("  two trainer replicas", flush=True)
         stack.start_process("trainer-1")
         await_steady_group(stack, REPLICAS)
-        two = measure(stack, f"scale-two-{suffix}", args.rounds)
+        two = measure(stack, f"scale-two-{suffix}", args.rounds, args.seeds)
         print(f"  {two['seconds']:.1f} s", flush=True)
 
     exactly_once = all(
@@ -194,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "machine": machine(),
         "rounds": args.rounds,
+        "seeds": args.seeds,
         "params": PARAMS,
+        "ceiling": bound,
         "one replica": one,
         "two replicas": two,
         "speedup": one["seconds"] / two["seconds"],
@@ -204,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
     command = "python -m benchmarks.scale" + (
-        f" --rounds {args.rounds}" if args.rounds != ROUNDS else ""
+        "" if argv is None or not argv else " " + " ".join(argv)
     )
     (args.out_dir / "scale.md").write_text(table(results, command))
     print((args.out_dir / "scale.md").read_text())

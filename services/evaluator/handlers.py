@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -90,9 +91,14 @@ class Evaluator:
             with timer.step("log"):
                 self._log(command, validation, test, report)
         if command.mlflow_run_id and command.register_model:
-            with timer.step("register"):
-                self._log_figures(command, report, dataset.class_names)
+            with timer.step("register"), ThreadPoolExecutor(1, "figures") as drawing:
+                # The pictures are drawn and uploaded while the model is logged:
+                # drawing is CPU, logging mostly waits on MLflow and the store.
+                figures = drawing.submit(
+                    self._log_figures, command, report, dataset.class_names
+                )
                 self._register(command.experiment, command.mlflow_run_id, model)
+                figures.result()
                 self._promote_if_best(
                     command.experiment, command.mlflow_run_id, validation.accuracy
                 )

@@ -348,11 +348,17 @@ def experiment_task(
     return run_active_learning(runner, parameters, run_key)
 
 
-# A benchmark's experiments run eight at a time. With all of a usual
-# benchmark in flight at once (measured: 4 strategies x 5 seeds and their
-# baselines) they also end together, and their final models queue for
-# registration at the evaluator while the trainers idle; eight stagger them.
-EXPERIMENTS_IN_FLIGHT = 8
+# One experiment of a benchmark: its label, parameters and run key.
+_Plan = tuple[str, ActiveLearningParameters | BaselineParameters, str]
+
+# A usual benchmark's experiments (4 strategies x 5 seeds and their
+# baselines) all run at once. A command lands on a trainer's partition by
+# its id, not by which replica is free: with only a few experiments in
+# flight, one replica ran dry for tens of seconds while the other had a
+# queue (two replicas: eight at a time was slower than twelve, and twelve
+# than all). The final registrations this sends to the evaluator together
+# cost less than that idle time.
+EXPERIMENTS_IN_FLIGHT = 32
 
 
 @flow(
@@ -375,9 +381,13 @@ def benchmark(
 
     strategies = strategies or ["entropy", "margin", "least_confident", "random"]
     seeds = seeds or [0, 1, 2, 3, 4]
-    plans: list[tuple[str, ActiveLearningParameters | BaselineParameters, str]] = []
+    # Baselines go last: each is one fit, where an active-learning run is a
+    # chain of fits, one after another. Queued last, they fill the trainers
+    # while the last chains finish instead of leaving a replica idle.
+    learning: list[_Plan] = []
+    baselines: list[_Plan] = []
     for seed in seeds:
-        plans.append(
+        baselines.append(
             (
                 f"baseline seed {seed}",
                 validated(
@@ -388,7 +398,7 @@ def benchmark(
             )
         )
         for strategy in strategies:
-            plans.append(
+            learning.append(
                 (
                     f"{strategy} seed {seed}",
                     validated(
@@ -406,6 +416,7 @@ def benchmark(
                     run_key_for(benchmark_key, strategy, seed),
                 )
             )
+    plans = learning + baselines
     with platform_from_environment() as platform:
         runner = ExperimentRunner(platform)
         futures = [

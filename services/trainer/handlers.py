@@ -83,20 +83,21 @@ class Trainer:
                 background.submit(self._close_unused, opening)
                 raise
             fit_seconds = timer.seconds["fit"]
-            with timer.step("log"):
-                run_id = opening.result()
-
-        key = safe_key(
-            command.experiment,
-            str(command.correlation_id),
-            f"round-{command.round:04d}-{command.message_id}.cbm",
-        )
-        with timer.step("store"):
-            model_ref = self.objects.put(
-                self.settings.s3.models_bucket, key, models.to_bytes(model)
+            # The fit's parameters and times are logged while the model uploads.
+            logged = background.submit(
+                self._log, command, opening, model, fit_seconds, len(labeled)
             )
-        with timer.step("log"):
-            self._log(command, run_id, model, fit_seconds, len(labeled))
+            key = safe_key(
+                command.experiment,
+                str(command.correlation_id),
+                f"round-{command.round:04d}-{command.message_id}.cbm",
+            )
+            with timer.step("store"):
+                model_ref = self.objects.put(
+                    self.settings.s3.models_bucket, key, models.to_bytes(model)
+                )
+            with timer.step("log"):
+                run_id = logged.result()
         logger.info(
             "trained correlation_id=%s round=%s labeled=%s fit_seconds=%.2f",
             command.correlation_id,
@@ -140,12 +141,15 @@ class Trainer:
     def _log(
         self,
         command: TrainModel,
-        run_id: str,
+        opening: Future[str],
         model: Any,
         fit_seconds: float,
         n_labeled: int,
-    ) -> None:
+    ) -> str:
+        """Log the fit into the round's run once it is open; return the run's id."""
         from mlflow.entities import Metric, Param
+
+        run_id = opening.result()
 
         params = {
             **command.params.model_dump(),
@@ -164,6 +168,7 @@ class Trainer:
                 Metric("tree_count", model.tree_count_, now, command.round),
             ],
         )
+        return run_id
 
 
 def _check_rows(rows: np.ndarray, n_rows: int) -> None:
