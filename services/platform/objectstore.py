@@ -161,6 +161,17 @@ class ObjectStore:
         _verify(ref, hashlib.sha256(data).hexdigest())
         return data
 
+    def delete(self, ref: ObjectRef) -> None:
+        """Remove the object ``ref`` names (nothing happens if it is gone)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._call(
+                lambda: self.client.delete_object(Bucket=ref.bucket, Key=ref.key)
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise ObjectStoreError(f"deleting {ref.uri} failed: {exc}") from exc
+
     def read(self, bucket: str, key: str) -> bytes:
         """Return the bytes at ``bucket/key``; for objects no reference names."""
         from botocore.exceptions import BotoCoreError, ClientError

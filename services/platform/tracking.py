@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 COMMAND_TAG = "platform.command_id"
 CORRELATION_TAG = "platform.correlation_id"
 ROUND_TAG = "platform.round"
+TRAINED_TAG = "platform.trained"
 BEST_ALIAS = "best"
 
 DEFAULT_RETRY_TIMEOUT_S = 60.0
@@ -90,9 +91,12 @@ class Tracking:
         handler killed mid-way may have created a run; removing it keeps one
         run per command in effect.
         """
-        runs = self.client.search_runs(
+        found = self.client.search_runs(
             [experiment_id], filter_string=f"tags.`{COMMAND_TAG}` = '{command_id}'"
         )
+        # A run marked trained is an attempt that finished, perhaps on a
+        # replica that was answering while this one was handed the command.
+        runs = [run for run in found if run.data.tags.get(TRAINED_TAG) != "true"]
         for run in runs:
             logger.warning(
                 "deleting run_id=%s left by an interrupted attempt at command_id=%s",

@@ -10,6 +10,7 @@ the trainer, which every round waits for.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from contracts import ModelTrained, TrainModel
+from contracts import Event, ModelTrained, TrainModel
 from services.platform import models
 from services.platform.datasets import DatasetStore
 from services.platform.errors import CommandRefusedError
@@ -27,6 +28,7 @@ from services.platform.tracking import (
     COMMAND_TAG,
     CORRELATION_TAG,
     ROUND_TAG,
+    TRAINED_TAG,
     Tracking,
 )
 from services.trainer.settings import TrainerSettings
@@ -87,15 +89,18 @@ class Trainer:
             logged = background.submit(
                 self._log, command, opening, model, fit_seconds, len(labeled)
             )
-            key = safe_key(
-                command.experiment,
-                str(command.correlation_id),
-                f"round-{command.round:04d}-{command.message_id}.cbm",
-            )
             with timer.step("store"):
-                model_ref = self.objects.put(
-                    self.settings.s3.models_bucket, key, models.to_bytes(model)
+                data = models.to_bytes(model)
+                # Named by content too: a second attempt at the command (a
+                # member handling it after being dropped from the group) must
+                # not overwrite the model an earlier answer refers to.
+                key = safe_key(
+                    command.experiment,
+                    str(command.correlation_id),
+                    f"round-{command.round:04d}-{command.message_id}-"
+                    f"{hashlib.sha256(data).hexdigest()[:16]}.cbm",
                 )
+                model_ref = self.objects.put(self.settings.s3.models_bucket, key, data)
             with timer.step("log"):
                 run_id = logged.result()
         logger.info(
@@ -114,6 +119,18 @@ class Trainer:
             n_labeled=len(labeled),
             fit_seconds=fit_seconds,
             timings=timer.seconds,
+        )
+
+    def discard(self, answer: Event) -> None:
+        """Delete the run and model of an answer another replica's superseded."""
+        if not isinstance(answer, ModelTrained):
+            return  # a failure made nothing to take back
+        self.tracking.client.delete_run(answer.mlflow_run_id)
+        self.objects.delete(answer.model)
+        logger.info(
+            "discarded run_id=%s model=%s of a superseded answer",
+            answer.mlflow_run_id,
+            answer.model.uri,
         )
 
     def _open_run(self, command: TrainModel) -> str:
@@ -147,7 +164,7 @@ class Trainer:
         n_labeled: int,
     ) -> str:
         """Log the fit into the round's run once it is open; return the run's id."""
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric, Param, RunTag
 
         run_id = opening.result()
 
@@ -161,6 +178,9 @@ class Trainer:
         now = int(time.time() * 1000)
         self.tracking.client.log_batch(
             run_id,
+            # A run marked trained belongs to a finished attempt: a later
+            # attempt at the same command leaves it alone.
+            tags=[RunTag(TRAINED_TAG, "true")],
             params=[Param(k, str(v)) for k, v in params.items()],
             metrics=[
                 Metric("fit_seconds", fit_seconds, now, command.round),

@@ -255,6 +255,22 @@ class CommandWorker:
             return
 
         answer, error, attempts = self._answer(handler, command)
+        # Another member may have answered while this one worked: one kicked
+        # out of the group (a broker outage, a long pause) still finishes the
+        # command its successor was handed again. The answer recorded first
+        # stands; the handler takes back what this attempt made.
+        recorded = self._infrastructure(
+            lambda: self._ledger.get(self.service, command.message_id)
+        )
+        if recorded is not None:
+            logger.warning(
+                "answered meanwhile by another member message_id=%s; publishing "
+                "the recorded answer and discarding this one",
+                command.message_id,
+            )
+            _discard(handler, answer)
+            self._publish(recorded)
+            return
         if error is not None:
             self._dead_letter(record, error, attempts, message_id=command.message_id)
         entry = LedgerEntry(
@@ -553,6 +569,18 @@ def _check_answer(
         )
     if answer.causation_id != command.message_id:
         raise ValueError("handler answer does not name the command as its cause")
+
+
+def _discard(handler: Handler, answer: Event) -> None:
+    """Let a handler take back an answer another member's answer superseded."""
+    discard = getattr(handler, "discard", None)
+    if discard is None:
+        return
+    try:
+        discard(answer)
+    except Exception:
+        # What is left is an orphan run or object, not a wrong answer.
+        logger.exception("could not discard a superseded answer")
 
 
 def _run_into(job: Future[None], target: Callable[[Any], None], record: Any) -> None:
