@@ -22,9 +22,9 @@ LOOPBACK = "127.0.0.1"
 
 # The Prefect server's background loops, tuned for a platform whose flows
 # run under `serve` (no work pools, pauses or late runs to chase): left at
-# their defaults they wake every five seconds and cost about 3% of a core
-# while nothing runs, and the recorder writes task-run events one at a time
-# (about 0.1 s of server CPU per round). Compose sets the same values.
+# their defaults they wake every five seconds, and the recorder writes
+# task-run events one at a time, CPU that the fits beside them would have.
+# Compose sets the same values.
 PREFECT_SERVER_TUNING = {
     "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "60",
     "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "30",
