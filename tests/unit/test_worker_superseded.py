@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from types import SimpleNamespace
 from typing import Any
 
-from contracts import DatasetRef, ModelTrained, ObjectRef, TrainModel
+from contracts import ModelTrained, TrainModel
 from contracts.topics import TRAINER_COMMANDS
 from services.platform.bus import CommandWorker, InMemoryLedger
 from services.platform.bus.ledger import LedgerEntry
 from services.platform.settings import KafkaSettings
-
-_REF = ObjectRef(uri="s3://models/m.cbm", sha256="0" * 64, size_bytes=1)
-
-
-def _command() -> TrainModel:
-    return TrainModel(
-        correlation_id=uuid.uuid4(),
-        producer="test",
-        experiment="test",
-        round=0,
-        dataset=DatasetRef(dataset_id="test-0", manifest=_REF),
-        labeled=_REF,
-        seed=0,
-    )
+from tests.bus_helpers import train_command, trained
 
 
 def _answer(command: TrainModel, run_id: str) -> ModelTrained:
-    return command.reply(
-        ModelTrained,
-        producer="trainer",
-        round=0,
-        model=_REF,
-        mlflow_run_id=run_id,
-        n_labeled=1,
-        fit_seconds=0.0,
-    )
+    return trained(command).model_copy(update={"mlflow_run_id": run_id})
 
 
 class SlowHandler:
@@ -56,7 +34,7 @@ class SlowHandler:
 
 
 def test_an_answer_recorded_meanwhile_is_published_and_this_one_discarded() -> None:
-    command = _command()
+    command = train_command()
     ledger = InMemoryLedger()
     first = LedgerEntry(
         topic="trainer.events", payload=_answer(command, "a" * 32).to_bytes()
