@@ -129,9 +129,26 @@ class ObjectStore:
         content_type: str = "application/octet-stream",
     ) -> ObjectRef:
         """Store ``data`` at ``bucket/key`` and return its reference."""
+        return self._put(
+            bucket, key, data, hashlib.sha256(data).hexdigest(), content_type
+        )
+
+    def put_by_content(
+        self,
+        bucket: str,
+        key_for: Callable[[str], str],
+        data: bytes,
+        content_type: str = "application/octet-stream",
+    ) -> ObjectRef:
+        """Store ``data`` under the key ``key_for`` makes of its SHA-256 (hex)."""
+        digest = hashlib.sha256(data).hexdigest()
+        return self._put(bucket, key_for(digest), data, digest, content_type)
+
+    def _put(
+        self, bucket: str, key: str, data: bytes, digest: str, content_type: str
+    ) -> ObjectRef:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        digest = hashlib.sha256(data).hexdigest()
         try:
             self._call(
                 lambda: self.client.put_object(

@@ -10,7 +10,6 @@ the trainer, which every round waits for.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -90,17 +89,19 @@ class Trainer:
                 self._log, command, opening, model, fit_seconds, len(labeled)
             )
             with timer.step("store"):
-                data = models.to_bytes(model)
                 # Named by content too: a second attempt at the command (a
                 # member handling it after being dropped from the group) must
                 # not overwrite the model an earlier answer refers to.
-                key = safe_key(
-                    command.experiment,
-                    str(command.correlation_id),
-                    f"round-{command.round:04d}-{command.message_id}-"
-                    f"{hashlib.sha256(data).hexdigest()[:16]}.cbm",
+                model_ref = self.objects.put_by_content(
+                    self.settings.s3.models_bucket,
+                    lambda digest: safe_key(
+                        command.experiment,
+                        str(command.correlation_id),
+                        f"round-{command.round:04d}-{command.message_id}-"
+                        f"{digest[:16]}.cbm",
+                    ),
+                    models.to_bytes(model),
                 )
-                model_ref = self.objects.put(self.settings.s3.models_bucket, key, data)
             with timer.step("log"):
                 run_id = logged.result()
         logger.info(

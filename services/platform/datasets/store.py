@@ -15,7 +15,6 @@ into memory and a service does not read the same dataset twice.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -149,8 +148,9 @@ class DatasetStore:
     def put_rows(self, rows: Any) -> ObjectRef:
         """Store a sequence of row indices (order kept) and refer to it."""
         data = _npy_bytes(np.asarray(rows, dtype=np.int64))
-        key = safe_key("rows", hashlib.sha256(data).hexdigest() + ".npy")
-        return self.objects.put(self.bucket, key, data)
+        return self.objects.put_by_content(
+            self.bucket, lambda digest: safe_key("rows", f"{digest}.npy"), data
+        )
 
     def get_rows(self, ref: ObjectRef) -> np.ndarray:
         """Return the row indices ``ref`` names."""
