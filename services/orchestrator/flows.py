@@ -352,12 +352,10 @@ def experiment_task(
 _Plan = tuple[str, ActiveLearningParameters | BaselineParameters, str]
 
 # A usual benchmark's experiments (4 strategies x 5 seeds and their
-# baselines) all run at once. A command lands on a trainer's partition by
-# its id, not by which replica is free: with only a few experiments in
-# flight, one replica ran dry for tens of seconds while the other had a
-# queue (two replicas: eight at a time was slower than twelve, and twelve
-# than all). The final registrations this sends to the evaluator together
-# cost less than that idle time.
+# baselines) all run at once: every replica always has a command queued on
+# its partitions (the client spreads pending commands over them), and the
+# final registrations this sends to the evaluator together cost less than
+# a replica waiting for work.
 EXPERIMENTS_IN_FLIGHT = 32
 
 

@@ -94,6 +94,38 @@ def test_group_of_three_handles_each_command_exactly_once(bus: Bus) -> None:
     assert effects.counts == Counter({c.message_id: 1 for c in commands})
 
 
+def test_commands_sent_together_are_shared_evenly_by_the_members(bus: Bus) -> None:
+    handled: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def handler_of(member: str):
+        def handle(command: TrainModel):
+            with lock:
+                handled[member] += 1
+            time.sleep(1.0)
+            return trained(command)
+
+        return handle
+
+    with (
+        running_worker(bus.kafka, bus.ledger, handler_of("a"), bus.group) as a,
+        running_worker(bus.kafka, bus.ledger, handler_of("b"), bus.group) as b,
+        CommandClient("test", bus.kafka) as client,
+    ):
+        deadline = time.monotonic() + 60
+        while len(a.partitions) != 2 or len(b.partitions) != 2:
+            assert time.monotonic() < deadline, (a.partitions, b.partitions)
+            time.sleep(0.1)
+        # Ids hashed to partitions would split twelve commands six and six
+        # less than a quarter of the time.
+        commands = [train_command() for _ in range(12)]
+        pending = [(c, client.send(c)) for c in commands]
+        for command, future in pending:
+            client.wait(command, future, timeout_s=90)
+
+    assert handled == Counter({"a": 6, "b": 6})
+
+
 def test_consumer_killed_mid_handler_is_replaced_and_nothing_takes_effect_twice(
     bus: Bus, tmp_path: Path
 ) -> None:

@@ -5,6 +5,13 @@ partition (no consumer group: every client sees every answer) and matches
 answers to pending commands by causation id. Several commands may be pending
 at once, which is how a flow fans work out to several trainer replicas.
 
+A command goes to the partition of its topic with the fewest of this
+client's commands pending, preferring the partition its id hashes to: one
+command at a time always lands on the same partition, and a benchmark's
+many commands spread evenly over the replicas instead of queueing behind
+one while another runs dry. A command published again while still pending
+keeps its partition, so the member handling it sees the repeat.
+
 Connecting and publishing are retried with backoff while the broker is
 unreachable, with a WARNING naming it, for at most ``KAFKA_RETRY_TIMEOUT_S``;
 then they fail with a :class:`ComponentUnavailableError` naming the broker.
@@ -69,6 +76,8 @@ class CommandClient:
         self.producer_name = producer_name
         self._kafka = kafka
         self._pending: dict[uuid.UUID, Future[Event]] = {}
+        self._placed: dict[uuid.UUID, tuple[str, int]] = {}
+        self._partitions: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -172,25 +181,26 @@ class CommandClient:
                 within ``KAFKA_RETRY_TIMEOUT_S``.
         """
         future: Future[Event] = Future()
+        topic = self._kafka.physical(topic_for(command))
+        key = str(command.message_id).encode()
+        partitions = self._retry(lambda: self._partitions_of(topic))
         with self._lock:
             self._pending[command.message_id] = future
-        topic = self._kafka.physical(topic_for(command))
+            partition = self._place(command.message_id, topic, key, partitions)
         try:
             self._retry(
-                lambda: self._publish(
-                    topic, command.to_bytes(), str(command.message_id).encode()
-                )
+                lambda: self._publish(topic, command.to_bytes(), key, partition)
             )
         except BaseException:
-            with self._lock:
-                self._pending.pop(command.message_id, None)
+            self._forget(command.message_id)
             raise
         logger.info(
-            "sent type=%s message_id=%s correlation_id=%s topic=%s",
+            "sent type=%s message_id=%s correlation_id=%s topic=%s partition=%s",
             command.message_type,
             command.message_id,
             command.correlation_id,
             topic,
+            partition,
         )
         return future
 
@@ -216,13 +226,50 @@ class CommandClient:
                 f"within {timeout_s:g} s"
             ) from None
         finally:
-            with self._lock:
-                self._pending.pop(command.message_id, None)
+            self._forget(command.message_id)
         if isinstance(answer, FailureEvent):
             raise CommandFailedError(answer)
         return answer
 
+    def _forget(self, message_id: uuid.UUID) -> None:
+        with self._lock:
+            self._pending.pop(message_id, None)
+            self._placed.pop(message_id, None)
+
+    def _place(
+        self, message_id: uuid.UUID, topic: str, key: bytes, partitions: list[int]
+    ) -> int:
+        """Return the partition for a command; call with ``_lock`` held."""
+        from kafka.partitioner import murmur2
+
+        placed = self._placed.get(message_id)
+        if placed is not None and placed[0] == topic:
+            return placed[1]
+        load = dict.fromkeys(partitions, 0)
+        for other_topic, other in self._placed.values():
+            if other_topic == topic and other in load:
+                load[other] += 1
+        # The partition the key hashes to first, then the next ones in turn:
+        # the least loaded of them, the earliest in that order on a tie.
+        home = (murmur2(key) & 0x7FFFFFFF) % len(partitions)
+        order = partitions[home:] + partitions[:home]
+        partition = min(order, key=load.__getitem__)
+        self._placed[message_id] = (topic, partition)
+        return partition
+
     # -- broker --------------------------------------------------------------
+
+    def _partitions_of(self, topic: str) -> list[int]:
+        """Return the topic's partitions, asking the broker the first time."""
+        if topic not in self._partitions:
+            with self._producer_lock:
+                if self._producer is None:
+                    self._producer = self._make_producer()
+                ids = self._producer.partitions_for(topic)
+            if not ids:
+                raise PlatformError(f"command topic {topic} does not exist")
+            self._partitions[topic] = sorted(ids)
+        return self._partitions[topic]
 
     def _retry(self, call: Callable[[], T]) -> T:
         from kafka.errors import KafkaError
@@ -236,7 +283,13 @@ class CommandClient:
             logger=logger,
         )
 
-    def _publish(self, topic: str, payload: bytes, key: bytes | None) -> None:
+    def _publish(
+        self,
+        topic: str,
+        payload: bytes,
+        key: bytes | None,
+        partition: int | None = None,
+    ) -> None:
         """Publish one record and await the broker's acknowledgement, once."""
         from kafka.errors import KafkaError
 
@@ -245,7 +298,7 @@ class CommandClient:
                 self._producer = self._make_producer()
             producer = self._producer
             try:
-                producer.send(topic, payload, key=key).get(
+                producer.send(topic, payload, key=key, partition=partition).get(
                     timeout=self._attempt_ms / 1000
                 )
             except KafkaError:
@@ -289,7 +342,7 @@ class CommandClient:
 
         while not self._stop.is_set():
             try:
-                batches = self._consumer.poll(timeout_ms=200)
+                batches = self._consumer.poll(timeout_ms=50)
             except KafkaError as exc:
                 logger.warning(
                     "broker at %s unavailable while reading replies (%s); "

@@ -125,6 +125,8 @@ class CommandWorker:
         self._consumer: Any = None
         self._producer: Any = None
         self.assignments = 0
+        # The partitions of the topic this member holds now.
+        self.partitions: frozenset[int] = frozenset()
         self.revocations = 0
         self.rejoins = 0
         self._unassigned_since: float | None = time.monotonic()
@@ -521,6 +523,7 @@ class CommandWorker:
         self._stall_s = min(self._stall_s * 2, MAX_REJOIN_INTERVAL_S)
 
     def _on_revoked(self, revoked: set[Any]) -> None:
+        self.partitions = self.partitions - {p.partition for p in revoked}
         if revoked:
             self.revocations += 1
         in_flight = self._in_flight
@@ -542,6 +545,7 @@ class CommandWorker:
 
     def _on_assigned(self, assigned: set[Any]) -> None:
         self.assignments += 1
+        self.partitions = frozenset(p.partition for p in assigned)
         logger.info("assigned partitions=%s", sorted(p.partition for p in assigned))
         if assigned:
             self._unassigned_since = None
