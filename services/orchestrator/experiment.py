@@ -42,7 +42,12 @@ from services.orchestrator.parameters import (
 )
 from services.orchestrator.settings import OrchestratorSettings
 from services.platform.bus import CommandClient
-from services.platform.datasets import DatasetError, DatasetStore, digits
+from services.platform.datasets import (
+    DatasetError,
+    DatasetStore,
+    digits,
+    digits_recipe,
+)
 from services.platform.objectstore import ObjectStore, ObjectStoreError, safe_key
 from services.platform.tracking import Tracking, split_metrics
 
@@ -158,13 +163,20 @@ class Platform:
     def resolve_dataset(self, name: str) -> DatasetRef:
         """Return the reference of a dataset id, registering 'digits' on demand.
 
-        'digits' is built and registered once per platform: a benchmark's
-        experiments would otherwise each rebuild the same snapshot.
+        'digits' is built and registered once per store, and found again by
+        its recipe: each flow run is a process of its own, and building the
+        snapshot means importing scikit-learn. Within one platform it is
+        resolved once: a benchmark's experiments share it.
         """
         if name == "digits":
             with self._digits_lock:
                 if self._digits is None:
-                    self._digits = self.datasets.put(digits())
+                    recipe = digits_recipe()
+                    found = self.datasets.find_recipe(recipe)
+                    if found is None:
+                        found = self.datasets.put(digits())
+                        self.datasets.put_recipe(recipe, found)
+                    self._digits = found
                 return self._digits
         return self.datasets.resolve(name)
 

@@ -23,6 +23,7 @@ from contracts import (
     DatasetRef,
     EvaluateModel,
     ModelTrained,
+    ObjectRef,
     SelectBatch,
     TrainModel,
 )
@@ -299,3 +300,47 @@ def test_concurrent_downloads_to_one_path_each_leave_a_whole_file(
 
     assert contents == [b"x" * 500_000] * 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["object.bin"]
+
+
+def test_a_flow_run_finds_digits_by_its_recipe_instead_of_building_it(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.orchestrator import experiment
+
+    recipe = f"digits, as a test builds it {uuid.uuid4().hex}"
+    monkeypatch.setattr(experiment, "digits_recipe", lambda: recipe)
+
+    def run_platform() -> experiment.Platform:
+        # What a flow run's process has: its own platform, an empty cache.
+        datasets = DatasetStore(platform.objects, "datasets", tmp_path / "cache")
+        return experiment.Platform(
+            settings=None,  # type: ignore[arg-type]
+            client=platform.client,
+            objects=platform.objects,
+            datasets=datasets,
+            tracking=None,  # type: ignore[arg-type]
+        )
+
+    first = run_platform().resolve_dataset("digits")
+
+    def refuse() -> None:
+        raise AssertionError("digits was built again")
+
+    monkeypatch.setattr(experiment, "digits", refuse)
+    assert run_platform().resolve_dataset("digits") == first == platform.dataset
+
+
+def test_a_recipe_whose_snapshot_is_gone_finds_nothing(platform: Platform) -> None:
+    recipe = f"a recipe {uuid.uuid4().hex}"
+    missing = DatasetRef(
+        dataset_id="gone-000000000000",
+        manifest=ObjectRef(
+            uri="s3://datasets/snapshots/gone-000000000000/manifest.json",
+            sha256="0" * 64,
+            size_bytes=1,
+        ),
+    )
+    assert platform.datasets.find_recipe(recipe) is None
+    platform.datasets.put_recipe(recipe, missing)
+
+    assert platform.datasets.find_recipe(recipe) is None

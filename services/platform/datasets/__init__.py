@@ -10,6 +10,7 @@ from services.platform.datasets.errors import DatasetError
 from services.platform.datasets.registration import (
     SplitSpec,
     digits,
+    digits_recipe,
     from_arrays,
     read_table,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "DatasetStore",
     "SplitSpec",
     "digits",
+    "digits_recipe",
     "from_arrays",
     "read_table",
 ]

@@ -47,6 +47,21 @@ class SplitSpec:
         return max(3, math.ceil(1 / smallest))
 
 
+def digits_recipe(split: SplitSpec | None = None) -> str:
+    """Return what :func:`digits` builds its snapshot from, without building it.
+
+    The same recipe always gives the same snapshot, so a snapshot stored
+    under its recipe can be found again without importing scikit-learn
+    (over a second of a fresh process's time).
+    """
+    from importlib.metadata import version
+
+    spec = split or SplitSpec()
+    return (
+        f"sklearn.datasets.load_digits, scikit-learn {version('scikit-learn')}, {spec}"
+    )
+
+
 def digits(split: SplitSpec | None = None) -> DatasetSnapshot:
     """Return scikit-learn's digits (1797 x 64, 10 classes) as a snapshot.
 

@@ -6,6 +6,8 @@ Layout in the datasets bucket::
                                            (key, SHA-256, size) to each array
     snapshots/<dataset_id>/<array>.npy     features, labels, pool, validation, test
     index/<dataset_id>.json                the reference to a snapshot, by its id
+    recipes/<sha256>.json                  the reference to a snapshot, by the
+                                           recipe that builds it
     rows/<sha256>.npy                      a set of row indices (labeled, selected)
 
 Loading downloads each array once into a local cache folder (checked against
@@ -15,6 +17,7 @@ into memory and a service does not read the same dataset twice.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -98,6 +101,26 @@ class DatasetStore:
             )
         return DatasetRef.model_validate_json(self.objects.read(self.bucket, key))
 
+    def put_recipe(self, recipe: str, dataset: DatasetRef) -> None:
+        """Record that ``recipe`` builds the stored snapshot ``dataset``."""
+        self.objects.put(
+            self.bucket,
+            _recipe_key(recipe),
+            dataset.model_dump_json().encode(),
+            "application/json",
+        )
+
+    def find_recipe(self, recipe: str) -> DatasetRef | None:
+        """Return the stored snapshot ``recipe`` builds, or None if there is none."""
+        key = _recipe_key(recipe)
+        if not self.objects.exists(self.bucket, key):
+            return None
+        dataset = DatasetRef.model_validate_json(self.objects.read(self.bucket, key))
+        manifest = dataset.manifest
+        if not self.objects.exists(manifest.bucket, manifest.key):
+            return None  # the snapshot was removed since
+        return dataset
+
     def load(self, ref: DatasetRef) -> DatasetSnapshot:
         """Return the snapshot ``ref`` names, from memory, the cache, or the store."""
         with self._lock:
@@ -176,3 +199,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
+
+
+def _recipe_key(recipe: str) -> str:
+    return safe_key("recipes", f"{hashlib.sha256(recipe.encode()).hexdigest()}.json")
