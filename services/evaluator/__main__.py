@@ -22,6 +22,7 @@ def handlers(settings: EvaluatorSettings) -> dict[type, Handler]:
         open_object_store(settings.s3),
         Tracking(settings.mlflow.tracking_uri, settings.mlflow.retry_timeout_s),
     )
+    evaluator.warm_up()
     return {EvaluateModel: evaluator}
 
 
