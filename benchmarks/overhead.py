@@ -9,7 +9,10 @@ its default threads) and, for each setting, side by side in one run:
    parameters, seed and CatBoost threads, in this process;
 3. checks the two selected the same rows in every round and reached the same
    validation and test metrics;
-4. splits each service round's time by what the services report: compute
+4. repeats 1-3 (``--pairs``, two by default) in the order services, loop,
+   loop, services, so that the machine's drifting speed is not charged to
+   one side, and compares the means;
+5. splits each service round's time by what the services report: compute
    (the fit, the predictions, the selection: what the loop also does),
    object store, MLflow logging, messaging (round trip less the handler:
    broker, ledger, decoding), and the rest of the flow (Prefect task states,
@@ -80,15 +83,25 @@ _REQUESTS = {
 
 @dataclass
 class Comparison:
-    """One setting: both runs, their times and whether they agree."""
+    """One setting: every run of both sides, their times and whether they agree."""
 
     setting: str
-    services_s: float
-    in_process_s: float
+    services_runs_s: list[float]
+    in_process_runs_s: list[float]
     identical: bool
     differences: list[str]
     per_round: dict[str, float]
     steps: dict[str, float]
+
+    @property
+    def services_s(self) -> float:
+        """Return the services' mean time over their runs."""
+        return statistics.fmean(self.services_runs_s)
+
+    @property
+    def in_process_s(self) -> float:
+        """Return the in-process loop's mean time over its runs."""
+        return statistics.fmean(self.in_process_runs_s)
 
     @property
     def ratio(self) -> float:
@@ -102,30 +115,55 @@ def compare(
     stack: Any,
     datasets: DatasetStore,
     threads: Threads,
+    pairs: int = 2,
 ) -> Comparison:
-    """Run ``parameters`` through the services and in process; compare."""
-    run_key = f"overhead-{setting}-{os.urandom(3).hex()}"
-    values = parameters.model_dump(mode="json", exclude_none=True)
-    print(f"  [{setting}] services: active-learning flow {run_key}", flush=True)
-    services = run_deployment(stack, "active-learning", {**values, "run_key": run_key})
-    state = stored_state(stack, run_key)
+    """Run ``parameters`` through the services and in process ``pairs`` times; compare.
 
-    print(f"  [{setting}] in process: the same loop", flush=True)
-    started = time.perf_counter()
-    loop = run_loop(digits(), parameters, threads)
-    in_process_s = time.perf_counter() - started
+    The runs go services, loop, loop, services, ...: this machine's speed
+    drifts by several per cent within minutes, and an order that mirrors
+    itself cancels a steady drift instead of charging it to one side.
+    """
+    states: list[tuple[RunState, float]] = []
+    loops: list[tuple[list[LoopRound], float]] = []
+    for pair in range(pairs):
+        for side in ("services", "loop") if pair % 2 == 0 else ("loop", "services"):
+            if side == "services":
+                run_key = f"overhead-{setting}-{os.urandom(3).hex()}"
+                values = parameters.model_dump(mode="json", exclude_none=True)
+                print(
+                    f"  [{setting}] services: active-learning flow {run_key}",
+                    flush=True,
+                )
+                services = run_deployment(
+                    stack, "active-learning", {**values, "run_key": run_key}
+                )
+                states.append((stored_state(stack, run_key), services.seconds))
+            else:
+                print(f"  [{setting}] in process: the same loop", flush=True)
+                started = time.perf_counter()
+                loop = run_loop(digits(), parameters, threads)
+                loops.append((loop, time.perf_counter() - started))
 
-    differences = _differences(state, loop, datasets)
+    differences = [
+        difference
+        for (state, _), (loop, _) in zip(states, loops, strict=True)
+        for difference in _differences(state, loop, datasets)
+    ]
+    rounds = [r for state, _ in states for r in state.rounds]
+    parts = [
+        _per_round(state, seconds, loop)
+        for (state, seconds), (loop, _) in zip(states, loops, strict=True)
+    ]
     comparison = Comparison(
         setting=setting,
-        services_s=services.seconds,
-        in_process_s=in_process_s,
+        services_runs_s=[seconds for _, seconds in states],
+        in_process_runs_s=[seconds for _, seconds in loops],
         identical=not differences,
         differences=differences,
-        per_round=_per_round(state, services.seconds, loop),
+        per_round={name: statistics.fmean(p[name] for p in parts) for name in parts[0]},
         steps={
-            step: statistics.fmean(r.timings.get(step, 0.0) for r in state.rounds)
-            for step in sorted({k for r in state.rounds for k in r.timings})
+            step: statistics.fmean(r.timings.get(step, 0.0) for r in rounds)
+            for step in sorted({k for r in rounds for k in r.timings})
         },
     )
     print(
@@ -211,11 +249,14 @@ def table(results: dict[str, Any], command: str) -> str:
         "and selections in one process, side by side. Neither time counts",
         "start-up: the services' is the flow run's time in Prefect (running to",
         "completed; its process has loaded the flow and its libraries), the",
-        "loop's runs from loading the dataset, its libraries imported.",
+        "loop's runs from loading the dataset, its libraries imported. Each side",
+        "runs more than once, in the order services, loop, loop, services: the",
+        "machine's speed drifts within minutes, and the mirrored order cancels a",
+        "steady drift. The times are each side's mean.",
         "",
         "| setting | in process (s) | services (s) | ratio | target | verdict "
-        "| same rows and metrics |",
-        "|---|---|---|---|---|---|---|",
+        "| same rows and metrics | runs, in order (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in results["comparisons"]:
         target = f"<= {TARGET_RATIO}" if c["setting"] == "reference" else "reported"
@@ -227,7 +268,8 @@ def table(results: dict[str, Any], command: str) -> str:
         lines.append(
             f"| {c['setting']} | {c['in_process_s']:.1f} | {c['services_s']:.1f} | "
             f"{c['ratio']:.3f} | {target} | {verdict} | "
-            f"{'yes' if c['identical'] else 'NO: ' + '; '.join(c['differences'][:3])} |"
+            f"{'yes' if c['identical'] else 'NO: ' + '; '.join(c['differences'][:3])} "
+            f"| {_in_order(c['services_runs_s'], c['in_process_runs_s'])} |"
         )
     names = list(results["comparisons"][0]["per_round"])
     lines += [
@@ -251,6 +293,15 @@ def table(results: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _in_order(services: list[float], loop: list[float]) -> str:
+    """Return each run's time in the order the runs went, named by side."""
+    runs = []
+    for pair, (s, lo) in enumerate(zip(services, loop, strict=True)):
+        sides = [("services", s), ("loop", lo)]
+        runs += sides if pair % 2 == 0 else sides[::-1]
+    return ", ".join(f"{side} {seconds:.1f}" for side, seconds in runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both settings and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -258,12 +309,17 @@ def main(argv: list[str] | None = None) -> int:
         "--settings", default="reference,fast", help="comma-separated: reference,fast"
     )
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--pairs", type=int, default=2, help="runs of each side per setting"
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SETTINGS))
     if unknown:
         parser.error(f"unknown setting(s) {', '.join(unknown)}; known: reference, fast")
+    if args.pairs < 1:
+        parser.error(f"--pairs must be at least 1, not {args.pairs}")
 
     # One trainer with the threads a one-replica stack gives it, matched here.
     threads = Threads(fit=max(1, os.cpu_count() or 1))
@@ -277,11 +333,21 @@ def main(argv: list[str] | None = None) -> int:
             parameters = ActiveLearningParameters(
                 strategy="margin", rounds=args.rounds, seed=42, params=SETTINGS[setting]
             )
-            comparisons.append(compare(setting, parameters, stack, datasets, threads))
+            comparisons.append(
+                compare(setting, parameters, stack, datasets, threads, args.pairs)
+            )
     results = {
         "machine": machine(),
         "target_ratio": TARGET_RATIO,
-        "comparisons": [{**c.__dict__, "ratio": c.ratio} for c in comparisons],
+        "comparisons": [
+            {
+                **c.__dict__,
+                "services_s": c.services_s,
+                "in_process_s": c.in_process_s,
+                "ratio": c.ratio,
+            }
+            for c in comparisons
+        ],
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "overhead.json").write_text(json.dumps(results, indent=2) + "\n")
