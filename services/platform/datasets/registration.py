@@ -8,6 +8,7 @@ are not declared categorical, duplicate ids.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,15 +51,23 @@ class SplitSpec:
 def digits_recipe(split: SplitSpec | None = None) -> str:
     """Return what :func:`digits` builds its snapshot from, without building it.
 
-    The same recipe always gives the same snapshot, so a snapshot stored
-    under its recipe can be found again without importing scikit-learn
-    (over a second of a fresh process's time).
+    The recipe names the data (scikit-learn's loader and version), the
+    split and the code that builds snapshots (a hash of its modules), so
+    the same recipe always gives the same snapshot: one stored under its
+    recipe can be found again without importing scikit-learn (over a second
+    of a fresh process's time), and a change to any of them builds anew.
     """
     from importlib.metadata import version
 
+    from services.platform.datasets import snapshot
+
+    code = hashlib.sha256()
+    for module in (__file__, snapshot.__file__):
+        code.update(Path(module).read_bytes())
     spec = split or SplitSpec()
     return (
-        f"sklearn.datasets.load_digits, scikit-learn {version('scikit-learn')}, {spec}"
+        f"sklearn.datasets.load_digits, scikit-learn {version('scikit-learn')}, "
+        f"{spec}, built by code {code.hexdigest()[:16]}"
     )
 
 
