@@ -342,7 +342,9 @@ class CommandClient:
 
         while not self._stop.is_set():
             try:
-                batches = self._consumer.poll(timeout_ms=50)
+                # Shorter polls would let close() return sooner, but an idle
+                # client measured 4.4% of a core at 50 ms against 3.3% at 200.
+                batches = self._consumer.poll(timeout_ms=200)
             except KafkaError as exc:
                 logger.warning(
                     "broker at %s unavailable while reading replies (%s); "
