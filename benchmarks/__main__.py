@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.platform_runs import machine
+from benchmarks.scale import TRAINER_COMPONENT
 
 BENCHMARKS = ["sampler_memory", "messaging", "overhead", "warm_start", "scale"]
 TARGET_TOTAL_MINUTES = 30
@@ -78,6 +79,19 @@ def rows(folder: Path) -> list[tuple[str, str, str, str, str]]:
                 (
                     "the machine's ceiling: two one-thread fits side by side",
                     f"{scale['ceiling']['speedup']:.2f}",
+                    "reported",
+                    "-",
+                    "scale.md",
+                )
+            )
+        two = scale["two replicas"]
+        if "cpu_seconds" in two:
+            cpu = two["cpu_seconds"]
+            found.append(
+                (
+                    "share of the machine's CPU that went to the trainers, 2 replicas",
+                    f"{cpu[TRAINER_COMPONENT] / cpu['machine']:.0%} "
+                    f"({cpu['machine'] / two['wall_seconds']:.2f} cores busy)",
                     "reported",
                     "-",
                     "scale.md",

@@ -11,7 +11,11 @@ deployment, with new run keys each time:
 and reports the speedup of the flow's run time. From the trainers' logs it
 checks that every training command of both runs was carried out exactly
 once (no round lost, none trained twice), how the work was shared, and
-what share of each run every replica held a command. Before the stack
+what share of each run every replica held a command. It also counts the
+CPU seconds every component of the stack used during each run (from
+``/proc``, child processes included: the flow runs are the orchestrator's
+children) and the machine's total, so the table shows how much of the two
+cores went to fits and how much to everything else. Before the stack
 starts it measures the machine's own ceiling: two one-thread fits side by
 side against one after another, in process, with nothing else running.
 
@@ -70,6 +74,8 @@ _HANDLED = re.compile(
 # Rows of the fits that measure the machine's own ceiling: the scale runs'
 # labeled sets reach from 57 to 747 rows.
 CEILING_ROWS = 500
+TRAINER_COMPONENT = "trainer service"
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def await_steady_group(
@@ -146,6 +152,45 @@ def _fit_seconds(seed: int) -> float:
     return time.perf_counter() - started
 
 
+def cpu_seconds(stack: LocalStack) -> dict[str, float]:
+    """Return the CPU seconds used so far by each component and the whole machine.
+
+    A component's figure covers its processes and all their descendants,
+    live or ended (an ended child's time is in its parent's once reaped):
+    the difference of two readings is what the component used between
+    them. ``"machine"`` is every core's busy time since boot.
+    """
+    # Asked first: the status probes take a moment, the readings below none.
+    processes = [(p.component, p.pid) for p in stack.status() if p.pid]
+    busy = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended while listed
+        fields = text.rsplit(")", 1)[1].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        # utime, stime, and the same for reaped children.
+        used[pid] = sum(int(value) for value in fields[11:15]) / _TICKS_PER_S
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+
+    def tree(pid: int) -> float:
+        own = used.get(pid, 0.0)
+        return own + sum(tree(child) for child in children.get(pid, []))
+
+    totals: dict[str, float] = {}
+    for component, pid in processes:
+        totals[component] = totals.get(component, 0.0) + tree(pid)
+    # user nice system idle iowait irq softirq steal: all but idle and iowait.
+    totals["machine"] = (sum(busy[:8]) - busy[3] - busy[4]) / _TICKS_PER_S
+    return totals
+
+
 def busy_seconds(stack: LocalStack, replica: str, since: float, until: float) -> float:
     """Return how long ``replica`` held a command between two wall-clock times."""
     path = stack.log_path(replica)
@@ -166,6 +211,7 @@ def measure(
 ) -> dict[str, Any]:
     """Run the benchmark flow under ``key``; return its time and job counts."""
     before = trained_jobs(stack, REPLICAS)
+    cpu_before = cpu_seconds(stack)
     started = time.time()
     times = run_deployment(
         stack,
@@ -181,6 +227,7 @@ def measure(
         },
     )
     ended = time.time()
+    cpu_after = cpu_seconds(stack)
     after = trained_jobs(stack, REPLICAS)
     mine = expected_jobs(key, STRATEGIES, seeds, rounds)
     per_replica = {
@@ -205,6 +252,12 @@ def measure(
         "busy_share": {
             replica: busy_seconds(stack, replica, started, ended) / (ended - started)
             for replica in REPLICAS
+        },
+        # From the trigger to the run's end: the flow run's process start
+        # is in these, not in its time.
+        "wall_seconds": ended - started,
+        "cpu_seconds": {
+            name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after
         },
     }
 
@@ -245,6 +298,8 @@ def table(results: dict[str, Any], command: str) -> str:
         "The busy share is the part of the flow run a replica held a training "
         "command (fitting, or waiting for a core while other processes ran).",
         "",
+        *cpu_table(one, two),
+        "",
         "| figure | measured | target | verdict |",
         "|---|---|---|---|",
         f"| speedup, 2 vs 1 trainer | {speedup:.2f} | >= {TARGET_SPEEDUP} | "
@@ -256,6 +311,50 @@ def table(results: dict[str, Any], command: str) -> str:
         f"| yes | {'pass' if results['exactly_once'] else 'FAIL'} |",
     ]
     return "\n".join(lines) + "\n"
+
+
+def cpu_table(one: dict[str, Any], two: dict[str, Any]) -> list[str]:
+    """Return the Markdown lines of where each run's CPU time went."""
+    runs = (one, two)
+    components = sorted(
+        {name for run in runs for name in run["cpu_seconds"]} - {"machine"},
+        key=lambda name: (name != TRAINER_COMPONENT, -two["cpu_seconds"].get(name, 0)),
+    )
+    lines = [
+        "CPU seconds used from the flow run's trigger to its end, by component "
+        "(each component's processes and their children: the flow runs are "
+        "the orchestrator's), read from `/proc`:",
+        "",
+        "| component | 1 trainer | 2 trainers |",
+        "|---|---|---|",
+    ]
+    for name in components:
+        cells = [f"{run['cpu_seconds'].get(name, 0.0):.1f}" for run in runs]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    labels = (
+        "outside the stack (the benchmark's own client, the system)",
+        "all, and cores busy on average",
+        "share that went to the trainers",
+        "trainer CPU seconds per fit",
+    )
+    columns = [_cpu_summary(run) for run in runs]
+    lines += [
+        f"| {label} | {' | '.join(column[i] for column in columns)} |"
+        for i, label in enumerate(labels)
+    ]
+    return lines
+
+
+def _cpu_summary(run: dict[str, Any]) -> tuple[str, str, str, str]:
+    cpu = run["cpu_seconds"]
+    machine_s, trainers_s = cpu["machine"], cpu.get(TRAINER_COMPONENT, 0.0)
+    stack_s = sum(v for k, v in cpu.items() if k != "machine")
+    return (
+        f"{machine_s - stack_s:.1f}",
+        f"{machine_s:.1f} ({machine_s / run['wall_seconds']:.2f} cores)",
+        f"{trainers_s / machine_s:.0%}",
+        f"{trainers_s / max(run['jobs_trained'], 1):.2f}",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
