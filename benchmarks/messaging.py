@@ -119,8 +119,9 @@ def measure(storage: str, count: int, state_dir: Path) -> dict[str, Any]:
         ),
         report=lambda message: print(f"  [{storage}] {message}"),
     )
-    stack.up()
     try:
+        # Inside the try: an interrupt while the stack starts stops it too.
+        stack.up()
         env = stack.client_env()
         client = make_s3_client(
             env["S3_ENDPOINT_URL"],
