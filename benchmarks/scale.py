@@ -332,7 +332,8 @@ def cpu_table(one: dict[str, Any], two: dict[str, Any]) -> list[str]:
         cells = [f"{run['cpu_seconds'].get(name, 0.0):.1f}" for run in runs]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     labels = (
-        "outside the stack (the benchmark's own client, the system)",
+        "the rest: outside the stack (the benchmark's own client, the "
+        "system), and where per-process and machine-wide counts differ",
         "all, and cores busy on average",
         "share that went to the trainers",
         "trainer CPU seconds per fit",
