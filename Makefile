@@ -97,7 +97,7 @@ benchmark: up ## Run strategies x 5 seeds (random included) and compare them
 	@MODE=$(MODE) deploy/stack.sh cli benchmark $(ARGS)
 
 .PHONY: bench
-bench: $(INSTALLED) ## Run the benchmarks under benchmarks/ (about 25 min) and rewrite their tables
+bench: $(INSTALLED) ## Run the benchmarks under benchmarks/ (20-25 min) and rewrite their tables
 	$(BIN)/python -m benchmarks
 
 .PHONY: mlflow-ui
