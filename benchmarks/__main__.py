@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.platform_runs import machine
-from benchmarks.scale import TRAINER_COMPONENT
+from benchmarks.scale import trainer_share
 
 BENCHMARKS = ["sampler_memory", "messaging", "overhead", "warm_start", "scale"]
 TARGET_TOTAL_MINUTES = 30
@@ -88,12 +88,11 @@ def rows(folder: Path) -> list[tuple[str, str, str, str, str]]:
             )
         two = scale["two replicas"]
         if "cpu_seconds" in two:
-            cpu = two["cpu_seconds"]
+            share, cores = trainer_share(two)
             found.append(
                 (
                     "share of the machine's CPU that went to the trainers, 2 replicas",
-                    f"{cpu[TRAINER_COMPONENT] / cpu['machine']:.0%} "
-                    f"({cpu['machine'] / two['wall_seconds']:.2f} cores busy)",
+                    f"{share:.0%} ({cores:.2f} cores busy)",
                     "reported",
                     "-",
                     "scale.md",

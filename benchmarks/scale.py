@@ -346,14 +346,24 @@ def cpu_table(one: dict[str, Any], two: dict[str, Any]) -> list[str]:
     return lines
 
 
+def trainer_share(run: dict[str, Any]) -> tuple[float, float]:
+    """Return the trainers' share of a run's busy CPU, and the cores busy on average."""
+    cpu = run["cpu_seconds"]
+    return (
+        cpu.get(TRAINER_COMPONENT, 0.0) / cpu["machine"],
+        cpu["machine"] / run["wall_seconds"],
+    )
+
+
 def _cpu_summary(run: dict[str, Any]) -> tuple[str, str, str, str]:
     cpu = run["cpu_seconds"]
     machine_s, trainers_s = cpu["machine"], cpu.get(TRAINER_COMPONENT, 0.0)
     stack_s = sum(v for k, v in cpu.items() if k != "machine")
+    share, cores = trainer_share(run)
     return (
         f"{machine_s - stack_s:.1f}",
-        f"{machine_s:.1f} ({machine_s / run['wall_seconds']:.2f} cores)",
-        f"{trainers_s / machine_s:.0%}",
+        f"{machine_s:.1f} ({cores:.2f} cores)",
+        f"{share:.0%}",
         f"{trainers_s / max(run['jobs_trained'], 1):.2f}",
     )
 
