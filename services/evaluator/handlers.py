@@ -6,8 +6,9 @@ matrices and per-class scores) goes to the reports bucket; metrics (stepped
 by round) and the report as JSON go to the model's MLflow run. When the
 command asks to register the model (flows do for a run's final model), the
 confusion matrices as pictures and the model itself go to that run too, and
-the model is registered under the experiment's name; the registered model
-version with the best validation accuracy so far carries the alias ``best``.
+the model is registered under the experiment's name, its scores and its
+fit's figures linked to it; the registered model version with the best
+validation accuracy so far carries the alias ``best``.
 Registering takes several MLflow requests and uploads, and CPU that the
 fits running beside it would otherwise have, which is why flows leave it out
 of the rounds before the last.
@@ -20,6 +21,7 @@ import json
 import logging
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +116,7 @@ class Evaluator:
                 "application/json",
             )
         validation, test = scores["validation"][0], scores["test"][0]
-        if command.mlflow_run_id:
-            with timer.step("log"):
-                self._log(command, validation, test, report)
+        registered: _Registered | None = None
         if command.mlflow_run_id and command.register_model:
             with timer.step("register"), ThreadPoolExecutor(1, "figures") as drawing:
                 # The pictures are drawn and uploaded while the model is logged:
@@ -124,11 +124,14 @@ class Evaluator:
                 figures = drawing.submit(
                     self._log_figures, command, report, dataset.class_names
                 )
-                self._register(command.experiment, command.mlflow_run_id, model)
+                registered = self._register(command, model)
                 figures.result()
-                self._promote_if_best(
-                    command.experiment, command.mlflow_run_id, validation.accuracy
-                )
+        if command.mlflow_run_id:
+            with timer.step("log"):
+                self._log(command, validation, test, report, registered)
+        if registered is not None:
+            with timer.step("register"):
+                self._promote_if_best(command.experiment, registered, validation)
         logger.info(
             "evaluated correlation_id=%s round=%s validation_accuracy=%.4f "
             "test_accuracy=%.4f",
@@ -154,14 +157,20 @@ class Evaluator:
         validation: SplitMetrics,
         test: SplitMetrics,
         report: dict[str, Any],
+        registered: _Registered | None,
     ) -> None:
         run_id = command.mlflow_run_id
         assert run_id is not None  # noqa: S101 (checked by the caller)
         client = self.tracking.client
-        client.log_batch(run_id, metrics=split_metrics(validation, test, command.round))
+        # Scores of a registered model are logged against it too: MLflow shows
+        # them with the model and its registered version.
+        model_id = registered.model_id if registered else None
+        client.log_batch(
+            run_id, metrics=split_metrics(validation, test, command.round, model_id)
+        )
         client.log_dict(run_id, report, "evaluation/report.json")
         # The trainer opened the round's run; its scores are the last thing
-        # logged into it (registering resumes it, and ends it again).
+        # logged into it.
         client.set_terminated(run_id, "FINISHED")
 
     def _log_figures(
@@ -181,22 +190,37 @@ class Evaluator:
             )
             close_figure(figure)
 
-    def _register(self, model_name: str, run_id: str, model: Any) -> None:
-        """Log the model into its training run and register it, once per run."""
-        import mlflow
+    def _register(self, command: EvaluateModel, model: Any) -> _Registered:
+        """Log the model into its training run and register it, once per run.
 
-        client = self.tracking.client
-        if client.search_model_versions(f"run_id = '{run_id}'"):
-            return  # an earlier attempt got this far
-        with mlflow.start_run(run_id=run_id):
-            mlflow.catboost.log_model(
-                model,
-                name="model",
-                registered_model_name=model_name,
-                pip_requirements=_PIP_REQUIREMENTS,
-            )
+        This comes before the round's scores are logged: MLflow links every
+        metric the run holds at the model's step to the new model, reading
+        each metric's whole history to do it, so the fewer the run holds by
+        then, the fewer requests. The scores are linked as they are logged.
+        """
+        import mlflow.catboost
 
-    def _promote_if_best(self, model_name: str, run_id: str, accuracy: float) -> None:
+        run_id = command.mlflow_run_id
+        versions = self.tracking.client.search_model_versions(f"run_id = '{run_id}'")
+        if versions:  # an earlier attempt got this far
+            # Versions read back from the server name their model in the
+            # source only (models:/<model id>).
+            version = versions[0]
+            model_id = str(version.source).removeprefix("models:/")
+            return _Registered(model_id, str(version.version))
+        info = mlflow.catboost.log_model(
+            model,
+            name="model",
+            registered_model_name=command.experiment,
+            pip_requirements=_PIP_REQUIREMENTS,
+            run_id=run_id,
+            step=command.round,
+        )
+        return _Registered(info.model_id, str(info.registered_model_version))
+
+    def _promote_if_best(
+        self, model_name: str, registered: _Registered, validation: SplitMetrics
+    ) -> None:
         """Give the alias ``best`` to this run's model version if it beats the holder.
 
         Warning:
@@ -208,12 +232,9 @@ class Evaluator:
         from mlflow.exceptions import MlflowException
 
         client = self.tracking.client
-        versions = client.search_model_versions(f"run_id = '{run_id}'")
-        if not versions:
-            return
-        version = versions[0]
+        accuracy = validation.accuracy
         client.set_model_version_tag(
-            model_name, version.version, _ACCURACY_TAG, f"{accuracy:.6f}"
+            model_name, registered.version, _ACCURACY_TAG, f"{accuracy:.6f}"
         )
         try:
             holder = client.get_model_version_by_alias(model_name, BEST_ALIAS)
@@ -221,14 +242,24 @@ class Evaluator:
         except MlflowException:
             best = -1.0
         if accuracy > best:
-            client.set_registered_model_alias(model_name, BEST_ALIAS, version.version)
+            client.set_registered_model_alias(
+                model_name, BEST_ALIAS, registered.version
+            )
             logger.info(
                 "alias=%s model=%s version=%s validation_accuracy=%.4f",
                 BEST_ALIAS,
                 model_name,
-                version.version,
+                registered.version,
                 accuracy,
             )
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """The logged model and registered version of a run's final model."""
+
+    model_id: str
+    version: str
 
 
 def score_split(

@@ -170,13 +170,21 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         link = link.__cause__ or link.__context__
 
 
-def split_metrics(validation: SplitMetrics, test: SplitMetrics, step: int) -> list[Any]:
-    """Return MLflow metrics ``<split>_<score>`` for both splits at ``step``."""
+def split_metrics(
+    validation: SplitMetrics,
+    test: SplitMetrics,
+    step: int,
+    model_id: str | None = None,
+) -> list[Any]:
+    """Return MLflow metrics ``<split>_<score>`` for both splits at ``step``.
+
+    With ``model_id`` (a logged model's id) the metrics are the model's too.
+    """
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     return [
-        Metric(f"{split}_{name}", float(value), now, step)
+        Metric(f"{split}_{name}", float(value), now, step, model_id=model_id)
         for split, scores in (("validation", validation), ("test", test))
         for name, value in scores.model_dump().items()
         if name != "n_rows"

@@ -149,6 +149,16 @@ def test_evaluator_scores_both_splits_and_logs_metrics_and_confusion_matrix(
     assert "evaluation/report.json" in artifacts
     assert best.run_id == model.mlflow_run_id
     assert [v.name for v in versions] == [platform.experiment]
+    # The registered model carries its scores and its fit's figures.
+    logged = {
+        m.key: m.value
+        for m in client.get_logged_model(
+            versions[0].source.removeprefix("models:/")
+        ).metrics
+    }
+    assert logged["test_accuracy"] == pytest.approx(answer.test.accuracy)
+    assert logged["fit_seconds"] == pytest.approx(model.fit_seconds)
+    assert run.info.status == "FINISHED"
     assert {"predict", "log", "register"} <= set(answer.timings)
 
 
