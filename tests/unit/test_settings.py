@@ -47,6 +47,27 @@ def test_out_of_range_value_names_the_service_prefixed_variable(
         load_settings(TrainerSettings)
 
 
+def test_fetch_wait_past_the_request_timeout_names_both_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "5000")
+    monkeypatch.setenv("KAFKA_REQUEST_TIMEOUT_MS", "3000")
+
+    with pytest.raises(
+        ConfigurationError,
+        match=r"KAFKA_FETCH_MAX_WAIT_MS \(5000\) must be below "
+        r"KAFKA_REQUEST_TIMEOUT_MS \(3000\)",
+    ):
+        load_settings(SamplerSettings)
+
+
+def test_fetch_wait_reaches_every_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "500")
+
+    for settings in SERVICE_SETTINGS:
+        assert load_settings(settings).kafka.fetch_max_wait_ms == 500
+
+
 def test_secret_value_appears_in_no_repr_and_no_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

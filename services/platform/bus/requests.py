@@ -136,7 +136,7 @@ class CommandClient:
             bootstrap_servers=self._kafka.servers,
             client_id=f"{self.producer_name}-replies",
             enable_auto_commit=False,
-            fetch_max_wait_ms=50,
+            fetch_max_wait_ms=self._kafka.fetch_max_wait_ms,
             bootstrap_timeout_ms=self._attempt_ms,
         )
         try:

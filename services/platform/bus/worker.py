@@ -464,7 +464,7 @@ class CommandWorker:
             request_timeout_ms=max(
                 kafka.request_timeout_ms, kafka.session_timeout_ms + 5000
             ),
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         )
         consumer.subscribe([kafka.physical(self.topic)], listener=_Listener())
         return consumer
