@@ -6,8 +6,8 @@ matrices and per-class scores) goes to the reports bucket; metrics (stepped
 by round) and the report as JSON go to the model's MLflow run. When the
 command asks to register the model (flows do for a run's final model), the
 confusion matrices as pictures and the model itself go to that run too, and
-the model is registered under the experiment's name, its scores and its
-fit's figures linked to it; the registered model version with the best
+the model is registered under the experiment's name, with its scores and
+fit time linked to it; the registered model version with the best
 validation accuracy so far carries the alias ``best``.
 Registering takes several MLflow requests and uploads, and CPU that the
 fits running beside it would otherwise have, which is why flows leave it out

@@ -149,7 +149,7 @@ def test_evaluator_scores_both_splits_and_logs_metrics_and_confusion_matrix(
     assert "evaluation/report.json" in artifacts
     assert best.run_id == model.mlflow_run_id
     assert [v.name for v in versions] == [platform.experiment]
-    # The registered model carries its scores and its fit's figures.
+    # The registered model carries its scores and its fit time.
     logged = {
         m.key: m.value
         for m in client.get_logged_model(
