@@ -42,8 +42,7 @@ def asyncapi_document() -> dict[str, Any]:
             messages = {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}}
         channels[key] = {
             "address": spec.name,
-            "description": f"{spec.description} ({spec.partitions} partition"
-            f"{'' if spec.partitions == 1 else 's'})",
+            "description": f"{spec.description} ({spec.partitions} partitions)",
             "messages": messages,
         }
         operations[f"receive_{key}"] = {

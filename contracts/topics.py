@@ -12,10 +12,6 @@ from dataclasses import dataclass
 # Four partitions let a service type run up to four replicas that all receive
 # work: a consumer group never gives one partition to two members.
 DEFAULT_PARTITIONS = 4
-# Answers are read by every command client from every partition of their
-# topic, never shared out by a group: more partitions buy nothing, and each
-# is one more partition the broker reads on every fetch, idle or not.
-EVENT_PARTITIONS = 1
 
 
 @dataclass(frozen=True)
@@ -37,23 +33,11 @@ DEAD_LETTER_TOPIC = "platform.deadletter"
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TRAINER_COMMANDS, description="commands to fit a model"),
-    TopicSpec(
-        TRAINER_EVENTS,
-        partitions=EVENT_PARTITIONS,
-        description="models trained, or training failed",
-    ),
+    TopicSpec(TRAINER_EVENTS, description="models trained, or training failed"),
     TopicSpec(SAMPLER_COMMANDS, description="commands to select a batch"),
-    TopicSpec(
-        SAMPLER_EVENTS,
-        partitions=EVENT_PARTITIONS,
-        description="batches selected, or selection failed",
-    ),
+    TopicSpec(SAMPLER_EVENTS, description="batches selected, or selection failed"),
     TopicSpec(EVALUATOR_COMMANDS, description="commands to score a model"),
-    TopicSpec(
-        EVALUATOR_EVENTS,
-        partitions=EVENT_PARTITIONS,
-        description="models evaluated, or evaluation failed",
-    ),
+    TopicSpec(EVALUATOR_EVENTS, description="models evaluated, or evaluation failed"),
     TopicSpec(
         DEAD_LETTER_TOPIC,
         partitions=1,
