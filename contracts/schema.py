@@ -42,7 +42,8 @@ def asyncapi_document() -> dict[str, Any]:
             messages = {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}}
         channels[key] = {
             "address": spec.name,
-            "description": f"{spec.description} ({spec.partitions} partitions)",
+            "description": f"{spec.description} ({spec.partitions} partition"
+            f"{'' if spec.partitions == 1 else 's'})",
             "messages": messages,
         }
         operations[f"receive_{key}"] = {
