@@ -22,21 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deploy.local.ports import stack_port_settings
-from deploy.local.settings import LocalStackSettings
-from deploy.local.stack import LocalStack
+from benchmarks.platform_runs import STORAGES, Storage, benchmark_stack, machine
 
 PRODUCERS = 4
 RECORDS_PER_ROUND = 25
@@ -66,23 +61,14 @@ def _name(value: bytes) -> str:
     return value.split(b"|", 1)[0].decode()
 
 
-def measure(storage: str, rounds: int, state_dir: Path) -> dict[str, Any]:
+def measure(storage: Storage, rounds: int, state_dir: Path) -> dict[str, Any]:
     """Start a stack with the broker's log in ``storage``; append, read, compare."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    stack = LocalStack(
-        LocalStackSettings(
-            state_dir=state_dir / storage,
-            broker_storage=storage,  # type: ignore[arg-type]
-            startup_timeout_s=240,
-            **stack_port_settings(),
-        ),
-        report=lambda message: print(f"  [{storage}] {message}"),
-    )
-    try:
-        # Inside the try: an interrupt while the stack starts stops it too.
-        stack.up()
+    with benchmark_stack(
+        state_dir / storage, broker_storage=storage, label=storage
+    ) as stack:
         servers = stack.client_env()["KAFKA_BOOTSTRAP_SERVERS"]
         topic = f"consistency.{uuid.uuid4().hex[:8]}"
         admin = KafkaAdminClient(bootstrap_servers=servers)
@@ -146,8 +132,6 @@ def measure(storage: str, rounds: int, state_dir: Path) -> dict[str, Any]:
                     quiet_since = time.monotonic()
         finally:
             consumer.close()
-    finally:
-        stack.down()
 
     acknowledged = {
         f"{p}:{r}:{n}"
@@ -181,7 +165,7 @@ def _table(results: dict[str, Any], command: str) -> str:
     lines = [
         "# The broker's partition under concurrent producers",
         "",
-        f"Produced by `{command}` on {platform.node() or 'this machine'} "
+        f"Produced by `{command}` on {results['machine']['host'] or 'this machine'} "
         f"({results['machine']['cpus']} cores), {results['machine']['date']}.",
         f"{PRODUCERS} producers append {RECORDS_PER_ROUND} records each to one "
         f"partition at the same moment, {results['rounds']} rounds (one producer's",
@@ -193,7 +177,7 @@ def _table(results: dict[str, Any], command: str) -> str:
         "lost on the second read | found twice | consistent |",
         "|---|---|---|---|---|---|---|",
     ]
-    for storage in ("s3", "memory"):
+    for storage in STORAGES:
         r = results[storage]
         lines.append(
             f"| {storage} | {r['acknowledged']} | {r['end_offset']} | "
@@ -212,16 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
 
-    results: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        },
-        "rounds": args.rounds,
-    }
+    results: dict[str, Any] = {"machine": machine(), "rounds": args.rounds}
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as folder:
-        for storage in ("s3", "memory"):
+        for storage in STORAGES:
             results[storage] = measure(storage, args.rounds, Path(folder))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "broker_consistency.json").write_text(

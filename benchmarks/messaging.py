@@ -29,11 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.platform_runs import STORAGES, Storage, benchmark_stack
 from contracts import TOPICS, DatasetRef, ModelTrained, ObjectRef, TrainModel
 from contracts.topics import TRAINER_COMMANDS
-from deploy.local.ports import stack_port_settings
-from deploy.local.settings import LocalStackSettings
-from deploy.local.stack import LocalStack
 from services.platform.broker import ensure_topics
 from services.platform.bus import (
     CommandClient,
@@ -108,20 +106,11 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def measure(storage: str, count: int, state_dir: Path) -> dict[str, Any]:
+def measure(storage: Storage, count: int, state_dir: Path) -> dict[str, Any]:
     """Start a stack with the broker's log in ``storage``; time both ledgers."""
-    stack = LocalStack(
-        LocalStackSettings(
-            state_dir=state_dir / storage,
-            broker_storage=storage,  # type: ignore[arg-type]
-            startup_timeout_s=240,
-            **stack_port_settings(),
-        ),
-        report=lambda message: print(f"  [{storage}] {message}"),
-    )
-    try:
-        # Inside the try: an interrupt while the stack starts stops it too.
-        stack.up()
+    with benchmark_stack(
+        state_dir / storage, broker_storage=storage, label=storage
+    ) as stack:
         env = stack.client_env()
         client = make_s3_client(
             env["S3_ENDPOINT_URL"],
@@ -152,8 +141,6 @@ def measure(storage: str, count: int, state_dir: Path) -> dict[str, Any]:
                 f"p99 {figures['p99_ms']:.1f} ms"
             )
         return results
-    finally:
-        stack.down()
 
 
 def _table(results: dict[str, dict[str, Any]], command: str) -> str:
@@ -168,7 +155,7 @@ def _table(results: dict[str, dict[str, Any]], command: str) -> str:
         "| broker log | ledger | commands | p50 (ms) | p99 (ms) | max (ms) |",
         "|---|---|---|---|---|---|",
     ]
-    for storage in ("s3", "memory"):
+    for storage in STORAGES:
         for ledger, figures in results[storage].items():
             lines.append(
                 f"| {storage} | {ledger} | {figures['count']} | "
@@ -197,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     }
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as folder:
-        for storage in ("s3", "memory"):
+        for storage in STORAGES:
             results[storage] = measure(storage, args.commands, Path(folder))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "messaging.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from deploy.local.ports import stack_port_settings
 from deploy.local.settings import LocalStackSettings
@@ -47,22 +47,37 @@ class FlowRunTimes:
     seconds: float
 
 
+# Where the broker keeps its log: in the object store (the local default), or
+# in memory.
+Storage = Literal["s3", "memory"]
+STORAGES: tuple[Storage, ...] = ("s3", "memory")
+
+
 @contextmanager
 def benchmark_stack(
-    state_dir: Path, trainers: int = 1, trainer_threads: int | None = None
+    state_dir: Path,
+    trainers: int = 1,
+    trainer_threads: int | None = None,
+    broker_storage: Storage = "s3",
+    label: str = "stack",
 ) -> Iterator[LocalStack]:
-    """Start a local stack for a benchmark; stop it afterwards."""
+    """Start a local stack for a benchmark; stop it afterwards.
+
+    Its progress lines are printed behind ``[label]``.
+    """
     stack = LocalStack(
         LocalStackSettings(
             state_dir=state_dir,
             trainers=trainers,
             trainer_threads=trainer_threads,
+            broker_storage=broker_storage,
             startup_timeout_s=240,
             **stack_port_settings(),
         ),
-        report=lambda message: print(f"  [stack] {message}", flush=True),
+        report=lambda message: print(f"  [{label}] {message}", flush=True),
     )
     try:
+        # Inside the try: an interrupt while the stack starts stops it too.
         stack.up()
         yield stack
     finally:

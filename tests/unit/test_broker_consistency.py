@@ -28,7 +28,7 @@ def test_a_partition_is_consistent_only_when_every_count_agrees() -> None:
 
 def test_the_table_has_a_row_per_storage_with_its_verdict() -> None:
     results = {
-        "machine": {"cpus": 2, "date": "2026-12-04"},
+        "machine": {"host": "vm", "cpus": 2, "date": "2026-12-04 23:30 UTC"},
         "rounds": 4,
         "s3": _result(end_offset=387, missed_reading_along=1),
         "memory": _result(),
